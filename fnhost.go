@@ -1,0 +1,198 @@
+// Package fnhost holds the vocabulary shared by every part of the function host:
+// events, invocations and their states, attempts, handler results and errors.
+//
+// The packages that do the work (manifest, store, runtime, functions, triggers, host)
+// depend on this package and not on each other, so that each can be read, tested and
+// replaced on its own.
+package fnhost
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Version is the fnhost release, overridden at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// State is where an invocation is in its life.
+type State string
+
+// The states of an invocation.
+const (
+	// StateScheduled waits for its run_at: a delayed invocation or a retry in backoff.
+	StateScheduled State = "scheduled"
+	// StatePending is ready to be claimed by a worker.
+	StatePending State = "pending"
+	// StateRunning is claimed by a host that holds a lease on it.
+	StateRunning State = "running"
+	// StateSucceeded finished with a successful attempt.
+	StateSucceeded State = "succeeded"
+	// StateFailed exhausted its attempts or failed permanently: the dead-letter set.
+	StateFailed State = "failed"
+	// StateCancelled was cancelled by a person or program before it finished.
+	StateCancelled State = "cancelled"
+	// StateAwaiting is a continuation whose parent has not finished yet.
+	StateAwaiting State = "awaiting"
+)
+
+// States lists every state in the order a dashboard shows them.
+var States = []State{StateScheduled, StatePending, StateRunning, StateSucceeded, StateFailed, StateCancelled, StateAwaiting}
+
+// Terminal reports whether no further attempt will run without a retry.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+// ParseState turns a name into a State, rejecting unknown names.
+func ParseState(s string) (State, error) {
+	for _, st := range States {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("unknown state %q (want one of %s)", s, stateNames())
+}
+
+func stateNames() string {
+	names := make([]string, len(States))
+	for i, s := range States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Continuation says how a child invocation relates to its parent.
+type Continuation string
+
+// The kinds of continuation.
+const (
+	// ContinueThen runs after the parent succeeded, with the parent's output as data.
+	ContinueThen Continuation = "then"
+	// ContinueOnFailure runs once when the parent has exhausted its attempts.
+	ContinueOnFailure Continuation = "on_failure"
+)
+
+// Outcome is how one attempt ended.
+type Outcome string
+
+// The outcomes of an attempt.
+const (
+	OutcomeSucceeded Outcome = "succeeded"
+	OutcomeFailed    Outcome = "failed"
+	OutcomeTimeout   Outcome = "timeout"
+	OutcomeCancelled Outcome = "cancelled"
+	// OutcomeLost marks an attempt whose host stopped heartbeating; the invocation was rescued.
+	OutcomeLost Outcome = "lost"
+	// OutcomeReleased marks an attempt interrupted by a graceful shutdown; it runs again.
+	OutcomeReleased Outcome = "released"
+)
+
+// Invocation is one persisted request to run a function, with its attempts.
+type Invocation struct {
+	ID           string          `json:"id"`
+	Function     string          `json:"function"`
+	State        State           `json:"state"`
+	Attempt      int             `json:"attempt"`
+	MaxAttempts  int             `json:"max_attempts"`
+	Trigger      string          `json:"trigger"`
+	DedupKey     string          `json:"dedup_key,omitempty"`
+	Priority     int             `json:"priority"`
+	RunAt        time.Time       `json:"run_at"`
+	CreatedAt    time.Time       `json:"created_at"`
+	StartedAt    *time.Time      `json:"started_at"`
+	FinishedAt   *time.Time      `json:"finished_at"`
+	Event        json.RawMessage `json:"event,omitempty"`
+	Output       json.RawMessage `json:"output"`
+	Error        *string         `json:"error"`
+	ParentID     *string         `json:"parent_id"`
+	Continuation Continuation    `json:"continuation,omitempty"`
+	LeaseOwner   string          `json:"lease_owner,omitempty"`
+	LeaseUntil   *time.Time      `json:"lease_until,omitempty"`
+	Attempts     []Attempt       `json:"attempts,omitempty"`
+}
+
+// Attempt is the record of one run of a handler for an invocation.
+type Attempt struct {
+	Number       int       `json:"number"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at"`
+	DurationMS   float64   `json:"duration_ms"`
+	Outcome      Outcome   `json:"outcome"`
+	Error        string    `json:"error,omitempty"`
+	Log          string    `json:"log"`
+	LogTruncated bool      `json:"log_truncated"`
+	Owner        string    `json:"owner,omitempty"`
+}
+
+// Result is what a handler returns from a successful attempt.
+type Result struct {
+	// Output is the handler's result. Valid JSON is stored as is; anything else is
+	// stored as a JSON string.
+	Output []byte
+	// ContentType describes Output when it is not JSON (for sync HTTP answers).
+	ContentType string
+}
+
+// JSONOutput returns Output as a JSON value: itself if it is valid JSON, a JSON string
+// otherwise, and null when empty.
+func (r Result) JSONOutput() json.RawMessage {
+	return AsJSON(r.Output)
+}
+
+// AsJSON returns b itself when it is a valid JSON document, null when it is empty or only
+// white space, and b encoded as a JSON string otherwise.
+func AsJSON(b []byte) json.RawMessage {
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return json.RawMessage("null")
+	}
+	if json.Valid([]byte(t)) {
+		return json.RawMessage(t)
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
+
+// permanentError marks an error that must not be retried.
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err so that the executor fails the invocation at once, without retries.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+var (
+	idMu      sync.Mutex
+	idEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// NewID returns a new ULID: unique, and sortable by creation time.
+func NewID() string {
+	return NewIDAt(time.Now())
+}
+
+// NewIDAt returns a new ULID for the time t.
+func NewIDAt(t time.Time) string {
+	idMu.Lock()
+	defer idMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(t), idEntropy).String()
+}

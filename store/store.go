@@ -1,0 +1,143 @@
+// Package store defines the Store interface that persists invocations, and the types
+// its methods exchange. Implementations live in sub-packages (sqlite, postgres) and must
+// all pass the conformance suite in storetest.
+//
+// The contract is written for an executor that claims work in batches and completes it
+// in batches: every method takes slices where a batch makes sense, so that an
+// implementation can turn many calls into one transaction.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/fnhost/fnhost"
+)
+
+// ErrNotFound is returned for an invocation id the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when an action does not fit the invocation's state, such as
+// retrying a running invocation.
+var ErrConflict = errors.New("conflict")
+
+// NewInvocation is an invocation to persist.
+type NewInvocation struct {
+	// ID is set by the caller (fnhost.NewID) so that it is known before the write.
+	ID       string
+	Function string
+	Trigger  string
+	// Event is the CloudEvent JSON handed to the handler.
+	Event json.RawMessage
+	// DedupKey, when set, makes the invocation unique per function: a second enqueue with
+	// the same function and key returns the first invocation's id with Duplicate set.
+	DedupKey    string
+	Priority    int
+	MaxAttempts int
+	// RunAt is when the invocation may run; zero means now. A future RunAt makes it
+	// scheduled, otherwise it is pending.
+	RunAt time.Time
+	// Awaiting makes the invocation wait for its parent (state awaiting).
+	Awaiting     bool
+	ParentID     string
+	Continuation fnhost.Continuation
+	CreatedAt    time.Time
+}
+
+// EnqueueResult tells what became of one NewInvocation.
+type EnqueueResult struct {
+	ID        string `json:"id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// ClaimRequest asks for ready invocations (pending, or scheduled with run_at <= Now).
+type ClaimRequest struct {
+	Owner      string
+	Now        time.Time
+	LeaseUntil time.Time
+	Limit      int
+	// Functions, when not empty, restricts the claim to these functions.
+	Functions []string
+	// Exclude leaves out these functions (they are at their concurrency cap).
+	Exclude []string
+}
+
+// Completion is the end of one attempt, as the executor reports it.
+type Completion struct {
+	ID    string
+	Owner string
+	// Attempt is recorded in the invocation's attempt log.
+	Attempt fnhost.Attempt
+	// State is the next state: succeeded, failed, or scheduled (a retry at RunAt).
+	State  fnhost.State
+	RunAt  time.Time
+	Output json.RawMessage
+	Error  string
+	// ThenEvent, on success, wakes the awaiting `then` children with this event.
+	ThenEvent json.RawMessage
+	// Spawn is enqueued in the same transaction (on_failure continuations, messages).
+	Spawn []NewInvocation
+}
+
+// Filter selects invocations for List. Items come newest first.
+type Filter struct {
+	Function string
+	State    fnhost.State
+	Trigger  string
+	ParentID string
+	// Since and Until bound created_at.
+	Since, Until time.Time
+	Limit        int
+	Cursor       string
+}
+
+// Page is one page of a List.
+type Page struct {
+	Items      []*fnhost.Invocation `json:"items"`
+	NextCursor string               `json:"next_cursor"`
+}
+
+// Stats are counts for metrics and the dashboard.
+type Stats struct {
+	// ByState counts invocations per state.
+	ByState map[fnhost.State]int64
+	// Ready counts invocations that could run now (the queue depth).
+	Ready int64
+}
+
+// Store persists invocations and their attempts. Every method is safe for concurrent use.
+type Store interface {
+	// Enqueue persists invocations atomically; when it returns nil they are durable.
+	Enqueue(ctx context.Context, invs []NewInvocation) ([]EnqueueResult, error)
+	// Claim moves up to Limit ready invocations to running, owned by Owner until
+	// LeaseUntil, incrementing their attempt number. Higher priority first, then run_at.
+	Claim(ctx context.Context, req ClaimRequest) ([]*fnhost.Invocation, error)
+	// Heartbeat extends the lease of the listed invocations still running under owner
+	// and returns the ids among them that it no longer holds (cancelled or rescued).
+	Heartbeat(ctx context.Context, owner string, ids []string, leaseUntil time.Time) (lost []string, err error)
+	// Complete records finished attempts. A completion for an invocation no longer
+	// running under its owner is not applied; its id is returned in dropped.
+	Complete(ctx context.Context, cs []Completion) (dropped []string, err error)
+	// Release hands running invocations back (graceful shutdown): they become pending
+	// and the interrupted attempt is recorded as released.
+	Release(ctx context.Context, owner string, attempts map[string]fnhost.Attempt, now time.Time) error
+	// Rescue returns running invocations whose lease expired before now to pending,
+	// recording the attempt as lost. It returns how many it rescued.
+	Rescue(ctx context.Context, now time.Time) (int, error)
+	// Get returns one invocation with its attempts.
+	Get(ctx context.Context, id string) (*fnhost.Invocation, error)
+	// List returns invocations matching f, newest first, without attempts or event.
+	List(ctx context.Context, f Filter) (Page, error)
+	// Retry makes a terminal invocation pending again with extraAttempts more attempts.
+	Retry(ctx context.Context, id string, now time.Time, extraAttempts int) (*fnhost.Invocation, error)
+	// Cancel cancels an invocation that has not finished, and its awaiting children.
+	Cancel(ctx context.Context, id string, now time.Time) (*fnhost.Invocation, error)
+	// Prune deletes terminal invocations that finished before the given time.
+	Prune(ctx context.Context, before time.Time) (int, error)
+	// Stats counts invocations by state.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
+	// Close releases the store's resources.
+	Close() error
+}
