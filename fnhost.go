@@ -196,3 +196,18 @@ func NewIDAt(t time.Time) string {
 	defer idMu.Unlock()
 	return ulid.MustNew(ulid.Timestamp(t), idEntropy).String()
 }
+
+// Submission is one request to run a function, as triggers, the API and the CLI make it.
+type Submission struct {
+	// ID is optional; a new ULID is used when empty.
+	ID       string
+	Function string
+	// Trigger names the source: api, cli, http, cron, fs, s3, queue, then, on_failure.
+	Trigger string
+	// Event is the handler's input; when its ID is empty an event is made around its Data.
+	Event    Event
+	DedupKey string
+	Priority int
+	// RunAt delays the invocation; zero runs it now.
+	RunAt time.Time
+}

@@ -1,0 +1,827 @@
+// Package runtime is the executor: it claims persisted invocations from the store under a
+// lease, runs their handlers within the global and per-function concurrency caps,
+// records every attempt, schedules retries with backoff, starts continuations, and
+// hands work back on shutdown so that nothing is lost.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/manifest"
+	"github.com/fnhost/fnhost/store"
+)
+
+// ErrUnknownFunction is returned when a submission names a function the host does not have.
+var ErrUnknownFunction = errors.New("unknown function")
+
+// ErrStopped is returned by Submit once the runtime is shutting down.
+var ErrStopped = errors.New("runtime is stopping")
+
+var (
+	errLeaseLost = errors.New("the invocation was cancelled or rescued while it ran")
+	errShutdown  = errors.New("the host is shutting down")
+)
+
+// Function is what the executor needs to know of one function.
+type Function struct {
+	Name        string
+	Handler     fnhost.Handler
+	Timeout     time.Duration
+	Retry       manifest.Retry
+	Concurrency int
+	Then        []string
+	OnFailure   string
+}
+
+// Config configures a Runtime.
+type Config struct {
+	Store     store.Store
+	Functions []*Function
+	// Workers caps concurrent handlers across the host (default 32).
+	Workers int
+	// Lease is how long a claim holds without a heartbeat (default 30s).
+	Lease time.Duration
+	// Owner names this host in leases (default host-pid-random).
+	Owner string
+	// MaxLogBytes caps one attempt's captured log (default 64 KiB).
+	MaxLogBytes int
+	// Retention is how long finished invocations are kept; 0 keeps them forever.
+	Retention time.Duration
+	// PollInterval bounds how long ready work waits when no local event wakes the
+	// dispatcher (default 1s).
+	PollInterval time.Duration
+	Logger       *slog.Logger
+	// Metrics receives the executor's measurements; nil disables them.
+	Metrics *Metrics
+}
+
+// Runtime runs invocations. Create it with New, then Start and Stop it once.
+type Runtime struct {
+	cfg   Config
+	st    store.Store
+	fns   map[string]*Function
+	log   *slog.Logger
+	owner string
+	m     *Metrics
+
+	wake chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]*running // claimed and not yet completed in the store
+	busy     int                 // handlers holding a worker slot
+	busyFn   map[string]int      // the same, per function
+	nextWake time.Time
+	waiters  map[string][]chan *fnhost.Invocation
+
+	stopping    atomic.Bool
+	stopCh      chan struct{} // closed when Stop begins: no more claims
+	hbStop      chan struct{} // closed when the handlers have drained
+	runCtx      context.Context
+	runCancel   context.CancelCauseFunc
+	completions chan store.Completion
+	workers     sync.WaitGroup
+	loops       sync.WaitGroup
+	completerWG sync.WaitGroup
+	timer       *time.Timer
+}
+
+type running struct {
+	inv      *fnhost.Invocation
+	cancel   context.CancelCauseFunc
+	started  time.Time
+	released bool
+}
+
+// New checks the configuration and returns a runtime that is not started yet.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("runtime: no store")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.MaxLogBytes <= 0 {
+		cfg.MaxLogBytes = 64 << 10
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Owner == "" {
+		host, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), fnhost.NewID()[20:])
+	}
+	fns := make(map[string]*Function, len(cfg.Functions))
+	for _, f := range cfg.Functions {
+		if f.Handler == nil {
+			return nil, fmt.Errorf("runtime: function %q has no handler", f.Name)
+		}
+		if f.Retry.MaxAttempts <= 0 {
+			f.Retry.MaxAttempts = 1
+		}
+		fns[f.Name] = f
+	}
+	for _, f := range cfg.Functions {
+		for _, c := range append(slices.Clone(f.Then), f.OnFailure) {
+			if _, ok := fns[c]; c != "" && !ok {
+				return nil, fmt.Errorf("runtime: function %q continues with unknown function %q", f.Name, c)
+			}
+		}
+	}
+	r := &Runtime{
+		cfg:         cfg,
+		st:          cfg.Store,
+		fns:         fns,
+		log:         cfg.Logger,
+		owner:       cfg.Owner,
+		m:           cfg.Metrics,
+		wake:        make(chan struct{}, 1),
+		inflight:    map[string]*running{},
+		busyFn:      map[string]int{},
+		waiters:     map[string][]chan *fnhost.Invocation{},
+		stopCh:      make(chan struct{}),
+		hbStop:      make(chan struct{}),
+		completions: make(chan store.Completion, cfg.Workers*4),
+	}
+	r.runCtx, r.runCancel = context.WithCancelCause(context.Background())
+	r.timer = time.NewTimer(time.Hour)
+	r.timer.Stop()
+	return r, nil
+}
+
+// Owner is the name this runtime holds leases under.
+func (r *Runtime) Owner() string { return r.owner }
+
+// Function returns the named function.
+func (r *Runtime) Function(name string) (*Function, bool) {
+	f, ok := r.fns[name]
+	return f, ok
+}
+
+// Start rescues what a previous run left behind and starts the dispatcher, the
+// completion writer, the heartbeat and maintenance. It returns at once.
+func (r *Runtime) Start(ctx context.Context) error {
+	if n, err := r.st.Rescue(ctx, time.Now()); err != nil {
+		return fmt.Errorf("runtime: rescue at start: %w", err)
+	} else if n > 0 {
+		r.log.Info("rescued invocations left running by a stopped host", "count", n)
+	}
+	r.completerWG.Add(1)
+	go r.completer()
+	r.loops.Add(2)
+	go r.dispatcher()
+	go r.maintenance()
+	r.completerWG.Add(1)
+	go r.heartbeat()
+	r.poke()
+	return nil
+}
+
+// Stop stops claiming, lets running handlers finish until ctx is done, then cancels
+// the rest and releases them to pending so that another host, or the next start, runs
+// them. Completed attempts are flushed to the store before Stop returns.
+func (r *Runtime) Stop(ctx context.Context) error {
+	if !r.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(r.stopCh)
+	r.loops.Wait()
+
+	drained := make(chan struct{})
+	go func() { r.workers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		r.releaseRunning()
+		<-drained
+	}
+	close(r.hbStop)
+	close(r.completions)
+	r.completerWG.Wait()
+	r.runCancel(errShutdown)
+	return nil
+}
+
+// releaseRunning hands the invocations whose handlers are still running back to the
+// store, then cancels the handlers.
+func (r *Runtime) releaseRunning() {
+	now := time.Now().UTC()
+	attempts := map[string]fnhost.Attempt{}
+	r.mu.Lock()
+	for id, run := range r.inflight {
+		if run.started.IsZero() {
+			continue
+		}
+		run.released = true
+		attempts[id] = fnhost.Attempt{
+			Number: run.inv.Attempt, StartedAt: run.started, FinishedAt: now,
+			DurationMS: ms(now.Sub(run.started)), Outcome: fnhost.OutcomeReleased,
+			Error: "the host shut down before the attempt finished; it will run again", Owner: r.owner,
+		}
+	}
+	r.mu.Unlock()
+	if len(attempts) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := r.st.Release(ctx, r.owner, attempts, now); err != nil {
+			r.log.Error("release running invocations at shutdown", "err", err, "count", len(attempts))
+		} else {
+			r.log.Info("released running invocations at shutdown", "count", len(attempts))
+		}
+		cancel()
+	}
+	r.mu.Lock()
+	for _, run := range r.inflight {
+		if run.released && run.cancel != nil {
+			run.cancel(errShutdown)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Submit persists invocations; when it returns without error they are durable. A
+// function with `then` continuations gets its chain created as awaiting invocations in
+// the same write.
+func (r *Runtime) Submit(ctx context.Context, subs ...fnhost.Submission) ([]store.EnqueueResult, error) {
+	if r.stopping.Load() {
+		return nil, ErrStopped
+	}
+	now := time.Now().UTC()
+	news := make([]store.NewInvocation, 0, len(subs))
+	roots := make([]int, 0, len(subs))
+	var earliest time.Time
+	for _, s := range subs {
+		if _, ok := r.fns[s.Function]; !ok {
+			return nil, fmt.Errorf("%w %q", ErrUnknownFunction, s.Function)
+		}
+		ni, err := r.newInvocation(s, now)
+		if err != nil {
+			return nil, err
+		}
+		roots = append(roots, len(news))
+		news = r.expand(news, ni, []string{s.Function})
+		if ni.RunAt.After(now) && (earliest.IsZero() || ni.RunAt.Before(earliest)) {
+			earliest = ni.RunAt
+		}
+	}
+	res, err := r.st.Enqueue(ctx, news)
+	if err != nil {
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	out := make([]store.EnqueueResult, len(roots))
+	for i, idx := range roots {
+		out[i] = res[idx]
+		if r.m != nil && !res[idx].Duplicate {
+			r.m.submitted.WithLabelValues(news[idx].Function, news[idx].Trigger).Inc()
+		}
+	}
+	if !earliest.IsZero() {
+		r.wakeAt(earliest)
+	}
+	r.poke()
+	return out, nil
+}
+
+func (r *Runtime) newInvocation(s fnhost.Submission, now time.Time) (store.NewInvocation, error) {
+	fn := r.fns[s.Function]
+	if s.ID == "" {
+		s.ID = fnhost.NewIDAt(now)
+	}
+	if s.Event.ID == "" {
+		s.Event = fnhost.NewEvent("fnhost/"+s.Trigger, "fnhost.invoke", "", s.Event.Data)
+	}
+	ev, err := json.Marshal(s.Event)
+	if err != nil {
+		return store.NewInvocation{}, fmt.Errorf("submit: encode event: %w", err)
+	}
+	return store.NewInvocation{
+		ID: s.ID, Function: s.Function, Trigger: s.Trigger, Event: ev,
+		DedupKey: s.DedupKey, Priority: s.Priority, MaxAttempts: fn.Retry.MaxAttempts,
+		RunAt: s.RunAt, CreatedAt: now,
+	}, nil
+}
+
+// expand appends ni and the awaiting invocations of its `then` chain. A function that
+// already appears in the chain is not added again, so a cycle cannot grow forever.
+func (r *Runtime) expand(out []store.NewInvocation, ni store.NewInvocation, chain []string) []store.NewInvocation {
+	out = append(out, ni)
+	for _, name := range r.fns[ni.Function].Then {
+		if slices.Contains(chain, name) {
+			continue
+		}
+		child := store.NewInvocation{
+			ID: fnhost.NewIDAt(ni.CreatedAt), Function: name, Trigger: string(fnhost.ContinueThen),
+			MaxAttempts: r.fns[name].Retry.MaxAttempts, Awaiting: true,
+			ParentID: ni.ID, Continuation: fnhost.ContinueThen, CreatedAt: ni.CreatedAt,
+		}
+		out = r.expand(out, child, append(chain, name))
+	}
+	return out
+}
+
+// Wait blocks until the invocation reaches a terminal state or ctx is done. It learns of
+// local completions at once and of other hosts' by polling the store.
+func (r *Runtime) Wait(ctx context.Context, id string) (*fnhost.Invocation, error) {
+	ch := make(chan *fnhost.Invocation, 1)
+	r.mu.Lock()
+	r.waiters[id] = append(r.waiters[id], ch)
+	r.mu.Unlock()
+	defer r.unwait(id, ch)
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		inv, err := r.st.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if inv.State.Terminal() {
+			return inv, nil
+		}
+		select {
+		case inv := <-ch:
+			return inv, nil
+		case <-poll.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (r *Runtime) unwait(id string, ch chan *fnhost.Invocation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := r.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(r.waiters, id)
+	} else {
+		r.waiters[id] = ws
+	}
+}
+
+// Retry runs a finished invocation again with the function's full attempt budget.
+func (r *Runtime) Retry(ctx context.Context, id string) (*fnhost.Invocation, error) {
+	inv, err := r.st.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	extra := 1
+	if fn, ok := r.fns[inv.Function]; ok {
+		extra = fn.Retry.MaxAttempts
+	}
+	inv, err = r.st.Retry(ctx, id, time.Now().UTC(), extra)
+	if err == nil {
+		r.poke()
+	}
+	return inv, err
+}
+
+// Cancel cancels an invocation that has not finished; a running handler is stopped at
+// its next heartbeat.
+func (r *Runtime) Cancel(ctx context.Context, id string) (*fnhost.Invocation, error) {
+	inv, err := r.st.Cancel(ctx, id, time.Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if run, ok := r.inflight[id]; ok && run.cancel != nil {
+		run.cancel(errLeaseLost)
+	}
+	r.mu.Unlock()
+	return inv, nil
+}
+
+// InFlight is the number of handlers running now.
+func (r *Runtime) InFlight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy
+}
+
+func (r *Runtime) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wakeAt makes the dispatcher look for work at t (a delayed invocation or a retry).
+func (r *Runtime) wakeAt(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.nextWake.IsZero() && !t.Before(r.nextWake) && r.nextWake.After(time.Now()) {
+		return
+	}
+	r.nextWake = t
+	r.timer.Reset(time.Until(t))
+}
+
+func (r *Runtime) dispatcher() {
+	defer r.loops.Done()
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		if r.stopping.Load() {
+			return
+		}
+		if r.claimRound() > 0 {
+			continue
+		}
+		select {
+		case <-r.stopCh:
+			return
+		case <-r.wake:
+		case <-poll.C:
+		case <-r.timer.C:
+			r.mu.Lock()
+			r.nextWake = time.Time{}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// claimRound claims as much work as there are free slots and starts it. It returns how
+// many invocations it started, and 0 when there is no free slot.
+func (r *Runtime) claimRound() int {
+	r.mu.Lock()
+	free := r.cfg.Workers - r.busy
+	if free <= 0 {
+		r.mu.Unlock()
+		return 0
+	}
+	var open []string
+	type capped struct {
+		name  string
+		slots int
+	}
+	var caps []capped
+	for name, fn := range r.fns {
+		if fn.Concurrency <= 0 {
+			open = append(open, name)
+		} else if s := fn.Concurrency - r.busyFn[name]; s > 0 {
+			caps = append(caps, capped{name, s})
+		}
+	}
+	r.mu.Unlock()
+
+	started := 0
+	claim := func(fns []string, limit int) {
+		if limit <= 0 || len(fns) == 0 {
+			return
+		}
+		now := time.Now().UTC()
+		invs, err := r.st.Claim(r.runCtx, store.ClaimRequest{
+			Owner: r.owner, Now: now, LeaseUntil: now.Add(r.cfg.Lease), Limit: limit, Functions: fns,
+		})
+		if err != nil {
+			if !r.stopping.Load() {
+				r.log.Error("claim", "err", err)
+			}
+			return
+		}
+		for _, inv := range invs {
+			r.launch(inv)
+		}
+		started += len(invs)
+		free -= len(invs)
+	}
+	slices.Sort(open)
+	claim(open, free)
+	for _, c := range caps {
+		claim([]string{c.name}, min(c.slots, free))
+	}
+	return started
+}
+
+func (r *Runtime) launch(inv *fnhost.Invocation) {
+	run := &running{inv: inv}
+	r.mu.Lock()
+	r.inflight[inv.ID] = run
+	r.busy++
+	r.busyFn[inv.Function]++
+	r.mu.Unlock()
+	if r.m != nil {
+		r.m.inflight.Inc()
+	}
+	r.workers.Add(1)
+	go r.execute(run)
+}
+
+// execute runs one attempt and hands its completion to the completer.
+func (r *Runtime) execute(run *running) {
+	defer r.workers.Done()
+	inv := run.inv
+	fn := r.fns[inv.Function]
+	timeout := fn.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancelCause(r.runCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	defer cancelTimeout()
+	start := time.Now().UTC()
+	r.mu.Lock()
+	run.cancel = cancel
+	run.started = start
+	r.mu.Unlock()
+
+	logs := newCapBuffer(r.cfg.MaxLogBytes)
+	deadline, _ := ctx.Deadline()
+	ctx = fnhost.WithInfo(ctx, fnhost.Info{
+		InvocationID: inv.ID, Function: inv.Function, Attempt: inv.Attempt,
+		MaxAttempts: inv.MaxAttempts, Trigger: inv.Trigger, Deadline: deadline, Log: logs,
+	})
+	var ev fnhost.Event
+	var res fnhost.Result
+	err := json.Unmarshal(inv.Event, &ev)
+	if err != nil {
+		err = fnhost.Permanent(fmt.Errorf("decode event: %w", err))
+	} else {
+		res, err = r.invoke(ctx, fn, ev, logs)
+	}
+	end := time.Now().UTC()
+	cause := context.Cause(ctx)
+	cancel(nil)
+
+	r.mu.Lock()
+	r.busy--
+	r.busyFn[inv.Function]--
+	released := run.released
+	r.mu.Unlock()
+	if r.m != nil {
+		r.m.inflight.Dec()
+	}
+	r.poke()
+
+	log, truncated := logs.result()
+	att := fnhost.Attempt{
+		Number: inv.Attempt, StartedAt: start, FinishedAt: end, DurationMS: ms(end.Sub(start)),
+		Log: log, LogTruncated: truncated, Owner: r.owner,
+	}
+	c := store.Completion{ID: inv.ID, Owner: r.owner}
+	switch {
+	case released || errors.Is(cause, errShutdown):
+		r.forget(inv.ID)
+		return
+	case errors.Is(cause, errLeaseLost):
+		r.observe(inv.Function, fnhost.OutcomeCancelled, end.Sub(start))
+		r.forget(inv.ID)
+		return
+	case err == nil:
+		att.Outcome = fnhost.OutcomeSucceeded
+		c.State = fnhost.StateSucceeded
+		c.Output = res.JSONOutput()
+		if len(fn.Then) > 0 {
+			c.ThenEvent = r.continuationEvent(inv, "fnhost.invocation.succeeded", c.Output)
+		}
+	default:
+		att.Outcome = fnhost.OutcomeFailed
+		att.Error = err.Error()
+		if errors.Is(cause, context.DeadlineExceeded) {
+			att.Outcome = fnhost.OutcomeTimeout
+			att.Error = fmt.Sprintf("timed out after %s: %v", timeout, err)
+		}
+		c.Error = att.Error
+		if !fnhost.IsPermanent(err) && inv.Attempt < inv.MaxAttempts {
+			c.State = fnhost.StateScheduled
+			c.RunAt = end.Add(Backoff(fn.Retry, inv.Attempt, rand.Float64()))
+		} else {
+			c.State = fnhost.StateFailed
+			c.Spawn = r.onFailure(inv, fn, c.Error)
+		}
+	}
+	c.Attempt = att
+	r.observe(inv.Function, att.Outcome, end.Sub(start))
+	r.completions <- c
+}
+
+// invoke calls the handler, turning a panic into a failed attempt with its stack logged.
+func (r *Runtime) invoke(ctx context.Context, fn *Function, ev fnhost.Event, logs *capBuffer) (res fnhost.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			stack := debug.Stack()
+			fmt.Fprintf(logs, "panic: %v\n%s", p, stack)
+			r.log.Error("handler panicked", "function", fn.Name, "panic", fmt.Sprint(p))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return fn.Handler.Invoke(ctx, ev)
+}
+
+func (r *Runtime) continuationEvent(inv *fnhost.Invocation, typ string, data json.RawMessage) json.RawMessage {
+	ev := fnhost.NewEvent("fnhost/functions/"+inv.Function, typ, inv.ID, data)
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// onFailure builds the on_failure continuation of an invocation that failed for good.
+func (r *Runtime) onFailure(inv *fnhost.Invocation, fn *Function, errText string) []store.NewInvocation {
+	if fn.OnFailure == "" {
+		return nil
+	}
+	data, _ := json.Marshal(map[string]any{
+		"invocation_id": inv.ID, "function": inv.Function, "attempts": inv.Attempt,
+		"error": errText, "event": inv.Event,
+	})
+	now := time.Now().UTC()
+	child := store.NewInvocation{
+		ID: fnhost.NewIDAt(now), Function: fn.OnFailure, Trigger: string(fnhost.ContinueOnFailure),
+		Event: r.continuationEvent(inv, "fnhost.invocation.failed", data), MaxAttempts: r.fns[fn.OnFailure].Retry.MaxAttempts,
+		ParentID: inv.ID, Continuation: fnhost.ContinueOnFailure, CreatedAt: now,
+	}
+	return r.expand(nil, child, []string{inv.Function, fn.OnFailure})
+}
+
+func (r *Runtime) observe(function string, o fnhost.Outcome, d time.Duration) {
+	if r.m == nil {
+		return
+	}
+	r.m.attempts.WithLabelValues(function, string(o)).Inc()
+	r.m.duration.WithLabelValues(function).Observe(d.Seconds())
+}
+
+func (r *Runtime) forget(id string) {
+	r.mu.Lock()
+	delete(r.inflight, id)
+	r.mu.Unlock()
+}
+
+// completer writes completions in batches, so that many attempts that end together
+// share one transaction.
+func (r *Runtime) completer() {
+	defer r.completerWG.Done()
+	const maxBatch = 512
+	batch := make([]store.Completion, 0, maxBatch)
+	for c := range r.completions {
+		batch = append(batch[:0], c)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case c, ok := <-r.completions:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		r.complete(batch)
+	}
+}
+
+func (r *Runtime) complete(batch []store.Completion) {
+	var dropped []string
+	var err error
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		dropped, err = r.st.Complete(ctx, batch)
+		cancel()
+		if err == nil || try >= 5 {
+			break
+		}
+		r.log.Error("record completions; retrying", "err", err, "count", len(batch))
+		time.Sleep(time.Duration(100<<try) * time.Millisecond)
+	}
+	if err != nil {
+		// The leases run out and the invocations are rescued: they run again.
+		r.log.Error("record completions failed; the invocations will be rescued", "err", err, "count", len(batch))
+	}
+	now := time.Now().UTC()
+	var earliest time.Time
+	r.mu.Lock()
+	for _, c := range batch {
+		run := r.inflight[c.ID]
+		delete(r.inflight, c.ID)
+		if err != nil || slices.Contains(dropped, c.ID) {
+			continue
+		}
+		if c.State == fnhost.StateScheduled && (earliest.IsZero() || c.RunAt.Before(earliest)) {
+			earliest = c.RunAt
+		}
+		ws := r.waiters[c.ID]
+		if len(ws) == 0 || !c.State.Terminal() || run == nil {
+			continue
+		}
+		inv := *run.inv
+		inv.State = c.State
+		inv.Output = c.Output
+		if c.Error != "" {
+			e := c.Error
+			inv.Error = &e
+		}
+		inv.FinishedAt = &now
+		inv.LeaseOwner, inv.LeaseUntil = "", nil
+		inv.Attempts = []fnhost.Attempt{c.Attempt}
+		for _, w := range ws {
+			select {
+			case w <- &inv:
+			default:
+			}
+		}
+	}
+	r.mu.Unlock()
+	if !earliest.IsZero() {
+		r.wakeAt(earliest)
+	}
+	if len(dropped) > 0 {
+		r.log.Warn("completions dropped: the invocations were cancelled or rescued meanwhile", "ids", dropped)
+	}
+}
+
+// heartbeat renews the leases of everything this host holds and stops handlers whose
+// invocation was cancelled or taken away.
+func (r *Runtime) heartbeat() {
+	defer r.completerWG.Done()
+	t := time.NewTicker(r.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.hbStop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		ids := make([]string, 0, len(r.inflight))
+		for id := range r.inflight {
+			ids = append(ids, id)
+		}
+		r.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		lost, err := r.st.Heartbeat(r.runCtx, r.owner, ids, time.Now().UTC().Add(r.cfg.Lease))
+		if err != nil {
+			r.log.Error("heartbeat", "err", err)
+			continue
+		}
+		r.mu.Lock()
+		for _, id := range lost {
+			if run, ok := r.inflight[id]; ok && run.cancel != nil {
+				run.cancel(errLeaseLost)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// maintenance rescues expired leases of stopped hosts and prunes old invocations.
+func (r *Runtime) maintenance() {
+	defer r.loops.Done()
+	rescue := time.NewTicker(max(r.cfg.Lease/2, time.Second))
+	defer rescue.Stop()
+	prune := time.NewTicker(10 * time.Minute)
+	defer prune.Stop()
+	r.prune()
+	for {
+		select {
+		case <-r.stopCh:
+			return
+		case <-rescue.C:
+			n, err := r.st.Rescue(r.runCtx, time.Now().UTC())
+			if err != nil {
+				r.log.Error("rescue", "err", err)
+			} else if n > 0 {
+				r.log.Warn("rescued invocations whose host stopped heartbeating", "count", n)
+				r.poke()
+			}
+		case <-prune.C:
+			r.prune()
+		}
+	}
+}
+
+func (r *Runtime) prune() {
+	if r.cfg.Retention <= 0 {
+		return
+	}
+	n, err := r.st.Prune(r.runCtx, time.Now().UTC().Add(-r.cfg.Retention))
+	if err != nil {
+		r.log.Error("prune", "err", err)
+	} else if n > 0 {
+		r.log.Info("pruned finished invocations", "count", n, "older_than", r.cfg.Retention)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
