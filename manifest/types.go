@@ -1,6 +1,3 @@
-// Package manifest reads functions.yaml: strict decoding with file:line:col errors,
-// ${VAR} and ${VAR:-default} expansion, defaults merged into every function, and
-// validation of everything that can be checked before the host starts.
 package manifest
 
 import (
@@ -21,7 +18,8 @@ type Manifest struct {
 	Path string
 	Dir  string
 	Host Host
-	// Defaults as written; they are already merged into every function.
+	// Defaults are the manifest's defaults section over fnhost's own defaults; they
+	// are already merged into every function.
 	Defaults Defaults
 	// Functions by name; Order keeps the order of the file.
 	Functions map[string]*Function
@@ -74,8 +72,10 @@ type Retry struct {
 
 // Function binds a handler to its triggers.
 type Function struct {
-	Name    string
-	Handler Handler
+	Name string
+	// Description is free text for people: the CLI and the dashboard show it.
+	Description string
+	Handler     Handler
 	// Timeout bounds one attempt (default 30s).
 	Timeout time.Duration
 	Retry   Retry
@@ -93,9 +93,10 @@ type Handler struct {
 	// Builtin names a Go function in the builtin registry.
 	Builtin string
 	// Exec is the argv of a process, run without a shell. A relative program path that
-	// contains a slash is relative to the manifest's directory.
+	// contains a slash is relative to the manifest's directory; Parse makes it absolute.
 	Exec []string
-	// Dir is the working directory of an exec handler (default: the manifest's directory).
+	// Dir is the working directory of an exec handler, absolute (default: the
+	// manifest's directory; a relative dir is relative to it).
 	Dir string
 	// Env is added to an exec handler's environment.
 	Env map[string]string
