@@ -338,21 +338,35 @@ func (r *Runtime) expand(out []store.NewInvocation, ni store.NewInvocation, chai
 // Wait blocks until the invocation reaches a terminal state or ctx is done. It learns of
 // local completions at once and of other hosts' by polling the store.
 func (r *Runtime) Wait(ctx context.Context, id string) (*fnhost.Invocation, error) {
+	ch := r.await(id)
+	defer r.unwait(id, ch)
+	return r.waitOn(ctx, id, ch, true)
+}
+
+func (r *Runtime) await(id string) chan *fnhost.Invocation {
 	ch := make(chan *fnhost.Invocation, 1)
 	r.mu.Lock()
 	r.waiters[id] = append(r.waiters[id], ch)
 	r.mu.Unlock()
-	defer r.unwait(id, ch)
+	return ch
+}
+
+// waitOn waits for a notification on ch, reading the store now (when check is set) and
+// at every poll interval in case another host finishes the invocation.
+func (r *Runtime) waitOn(ctx context.Context, id string, ch chan *fnhost.Invocation, check bool) (*fnhost.Invocation, error) {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
 	for {
-		inv, err := r.st.Get(ctx, id)
-		if err != nil {
-			return nil, err
+		if check {
+			inv, err := r.st.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if inv.State.Terminal() {
+				return inv, nil
+			}
 		}
-		if inv.State.Terminal() {
-			return inv, nil
-		}
+		check = true
 		select {
 		case inv := <-ch:
 			return inv, nil
@@ -361,6 +375,89 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*fnhost.Invocation, erro
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Invoke persists an invocation and waits up to wait for it to finish. When a worker
+// slot is free, this host runs it at once: the invocation is written already claimed,
+// which saves the round trip through the queue. When wait runs out first, Invoke
+// returns the invocation as it stands, not yet terminal.
+func (r *Runtime) Invoke(ctx context.Context, sub fnhost.Submission, wait time.Duration) (*fnhost.Invocation, error) {
+	fn, ok := r.fns[sub.Function]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownFunction, sub.Function)
+	}
+	if r.stopping.Load() {
+		return nil, ErrStopped
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if !sub.RunAt.IsZero() || !r.acquire(fn) {
+		res, err := r.Submit(ctx, sub)
+		if err != nil {
+			return nil, err
+		}
+		return r.waitOrCurrent(ctx, wctx, res[0].ID)
+	}
+	now := time.Now().UTC()
+	ni, err := r.newInvocation(sub, now)
+	if err != nil {
+		r.releaseSlot(fn.Name)
+		return nil, err
+	}
+	ni.Owner, ni.LeaseUntil = r.owner, now.Add(r.cfg.Lease)
+	news := r.expand(nil, ni, []string{fn.Name})
+	ch := r.await(ni.ID)
+	defer r.unwait(ni.ID, ch)
+	res, err := r.st.Enqueue(ctx, news)
+	if err != nil || res[0].Duplicate {
+		r.releaseSlot(fn.Name)
+		if err != nil {
+			return nil, fmt.Errorf("submit: %w", err)
+		}
+		return r.waitOrCurrent(ctx, wctx, res[0].ID)
+	}
+	if r.m != nil {
+		r.m.submitted.WithLabelValues(ni.Function, ni.Trigger).Inc()
+	}
+	started := now
+	inv := &fnhost.Invocation{
+		ID: ni.ID, Function: ni.Function, State: fnhost.StateRunning, Attempt: 1, MaxAttempts: ni.MaxAttempts,
+		Trigger: ni.Trigger, DedupKey: ni.DedupKey, Priority: ni.Priority, RunAt: now, CreatedAt: now,
+		StartedAt: &started, Event: ni.Event,
+	}
+	r.start(inv)
+	got, err := r.waitOn(wctx, ni.ID, ch, false)
+	if err != nil && ctx.Err() == nil {
+		return r.st.Get(ctx, ni.ID)
+	}
+	return got, err
+}
+
+func (r *Runtime) waitOrCurrent(ctx, wctx context.Context, id string) (*fnhost.Invocation, error) {
+	inv, err := r.Wait(wctx, id)
+	if err != nil && ctx.Err() == nil {
+		return r.st.Get(ctx, id)
+	}
+	return inv, err
+}
+
+// acquire takes a worker slot for fn if one is free.
+func (r *Runtime) acquire(fn *Function) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy >= r.cfg.Workers || (fn.Concurrency > 0 && r.busyFn[fn.Name] >= fn.Concurrency) {
+		return false
+	}
+	r.busy++
+	r.busyFn[fn.Name]++
+	return true
+}
+
+func (r *Runtime) releaseSlot(function string) {
+	r.mu.Lock()
+	r.busy--
+	r.busyFn[function]--
+	r.mu.Unlock()
 }
 
 func (r *Runtime) unwait(id string, ch chan *fnhost.Invocation) {
@@ -515,11 +612,18 @@ func (r *Runtime) claimRound() int {
 }
 
 func (r *Runtime) launch(inv *fnhost.Invocation) {
+	r.mu.Lock()
+	r.busy++
+	r.busyFn[inv.Function]++
+	r.mu.Unlock()
+	r.start(inv)
+}
+
+// start runs a claimed invocation whose worker slot is already taken.
+func (r *Runtime) start(inv *fnhost.Invocation) {
 	run := &running{inv: inv}
 	r.mu.Lock()
 	r.inflight[inv.ID] = run
-	r.busy++
-	r.busyFn[inv.Function]++
 	r.mu.Unlock()
 	if r.m != nil {
 		r.m.inflight.Inc()

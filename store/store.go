@@ -44,6 +44,11 @@ type NewInvocation struct {
 	ParentID     string
 	Continuation fnhost.Continuation
 	CreatedAt    time.Time
+	// Owner, when set, inserts the invocation already claimed by Owner until LeaseUntil:
+	// running, attempt 1, started at CreatedAt. A host that runs a synchronous
+	// invocation itself saves the separate claim this way.
+	Owner      string
+	LeaseUntil time.Time
 }
 
 // EnqueueResult tells what became of one NewInvocation.
