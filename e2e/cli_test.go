@@ -118,6 +118,10 @@ func TestCLI(t *testing.T) {
 	if _, err := p.cli("cancel", delayed.ID); err == nil {
 		t.Fatal("cancelling a cancelled invocation succeeded")
 	}
+	// Its awaiting continuation was cancelled with it.
+	if kids := p.all("parent_id=" + delayed.ID); len(kids) != 1 || kids[0].State != fnhost.StateCancelled {
+		t.Fatalf("the continuation of a cancelled invocation: %+v", kids)
+	}
 
 	// A panicking handler fails its attempt; the host lives on.
 	var boom fnhost.Invocation
@@ -158,7 +162,7 @@ func TestCLI(t *testing.T) {
 	for _, want := range []string{
 		`fnhost_attempts_total{function="hello",outcome="succeeded"} 1`,
 		`fnhost_attempts_total{function="broken",outcome="failed"} 2`,
-		`fnhost_invocations{state="cancelled"} 1`,
+		`fnhost_invocations{state="cancelled"} 2`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)

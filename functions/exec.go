@@ -237,12 +237,12 @@ func (h *execHandler) environ(ctx context.Context, info fnhost.Info) []string {
 // left running in its group is killed, so nothing outlives the attempt.
 func (h *execHandler) Invoke(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 	if err := ctx.Err(); err != nil {
-		return fnhost.Result{}, fmt.Errorf("exec %s: not started: %w", h.name, ctxError(ctx))
+		return fnhost.Result{}, fmt.Errorf("not started: %w", ctxError(ctx))
 	}
 	info, _ := fnhost.InfoFrom(ctx)
 	payload, err := json.Marshal(ev)
 	if err != nil {
-		return fnhost.Result{}, fnhost.Permanent(fmt.Errorf("exec %s: encode event: %w", h.name, err))
+		return fnhost.Result{}, fnhost.Permanent(fmt.Errorf("encode event: %w", err))
 	}
 	r, err := h.run(ctx, info, payload)
 	if err != nil {
@@ -294,7 +294,7 @@ func (h *execHandler) run(ctx context.Context, info fnhost.Info, payload []byte)
 	}
 	if err != nil {
 		closeAll()
-		return nil, fmt.Errorf("exec %s: %w", h.name, err)
+		return nil, fmt.Errorf("open pipes: %w", err)
 	}
 	if len(payload) <= smallStdin {
 		// An empty pipe takes PIPE_BUF bytes whole: no writer goroutine needed.
@@ -303,7 +303,7 @@ func (h *execHandler) run(ctx context.Context, info fnhost.Info, payload []byte)
 		stdinW = nil
 		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("exec %s: write event to stdin: %w", h.name, err)
+			return nil, fmt.Errorf("write event to stdin: %w", err)
 		}
 	}
 
@@ -323,7 +323,7 @@ func (h *execHandler) run(ctx context.Context, info fnhost.Info, payload []byte)
 	}
 	if err != nil {
 		closeAll()
-		return nil, fmt.Errorf("exec %s: start %s: %w", h.name, h.path, err)
+		return nil, fmt.Errorf("start %s: %w", h.path, err)
 	}
 	defer closeAll()
 
@@ -377,7 +377,7 @@ func (h *execHandler) run(ctx context.Context, info fnhost.Info, payload []byte)
 // outcome turns what the process did into the attempt's result.
 func (h *execHandler) outcome(ctx context.Context, info fnhost.Info, r *run) (fnhost.Result, error) {
 	if r.waitErr != nil {
-		return fnhost.Result{}, fmt.Errorf("exec %s: wait: %w", h.name, r.waitErr)
+		return fnhost.Result{}, fmt.Errorf("wait: %w", r.waitErr)
 	}
 	var exitErr *ExitError
 	if ws, ok := r.state.Sys().(syscall.WaitStatus); ok {
@@ -401,20 +401,20 @@ func (h *execHandler) outcome(ctx context.Context, info fnhost.Info, r *run) (fn
 		}
 		logStdout(info, r.stdout)
 		if exitErr != nil {
-			return fnhost.Result{}, fmt.Errorf("exec %s: %w (%w)", h.name, cause, exitErr)
+			return fnhost.Result{}, fmt.Errorf("%w (%w)", cause, exitErr)
 		}
-		return fnhost.Result{}, fmt.Errorf("exec %s: %w (exited 0 after SIGTERM)", h.name, cause)
+		return fnhost.Result{}, fmt.Errorf("%w (exited 0 after SIGTERM)", cause)
 	}
 	if exitErr != nil {
 		logStdout(info, r.stdout)
-		err := fmt.Errorf("exec %s: %w", h.name, exitErr)
+		var err error = exitErr
 		if exitErr.Signal == 0 && slices.Contains(h.permanent, exitErr.Code) {
 			return fnhost.Result{}, fnhost.Permanent(err)
 		}
 		return fnhost.Result{}, err
 	}
 	if r.overflow {
-		return fnhost.Result{}, fmt.Errorf("exec %s: stdout: %w", h.name, &OutputTooLargeError{Limit: h.maxOutput})
+		return fnhost.Result{}, fmt.Errorf("stdout: %w", &OutputTooLargeError{Limit: h.maxOutput})
 	}
 	return fnhost.Result{Output: r.stdout}, nil
 }

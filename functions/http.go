@@ -170,11 +170,11 @@ func validHeaderName(s string) bool {
 func (h *httpHandler) Invoke(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return fnhost.Result{}, fnhost.Permanent(fmt.Errorf("http %s: encode event: %w", h.name, err))
+		return fnhost.Result{}, fnhost.Permanent(fmt.Errorf("encode event: %w", err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
-		return fnhost.Result{}, fnhost.Permanent(fmt.Errorf("http %s: %w", h.name, err))
+		return fnhost.Result{}, fnhost.Permanent(err)
 	}
 	h.setHeaders(ctx, req.Header)
 
@@ -183,7 +183,7 @@ func (h *httpHandler) Invoke(ctx context.Context, ev fnhost.Event) (fnhost.Resul
 	if err != nil {
 		// The client's error names the method and the URL (without its password).
 		fnhost.Logf(ctx, "%v", err)
-		return fnhost.Result{}, fmt.Errorf("http %s: %w", h.name, err)
+		return fnhost.Result{}, err
 	}
 	defer func() {
 		_, _ = io.CopyN(io.Discard, resp.Body, keepAliveDrain)
@@ -198,12 +198,12 @@ func (h *httpHandler) Invoke(ctx context.Context, ev fnhost.Event) (fnhost.Resul
 		out, err := io.ReadAll(r)
 		if err != nil {
 			fnhost.Logf(ctx, "POST %s: %s, reading the body: %v", h.shown, resp.Status, err)
-			return fnhost.Result{}, fmt.Errorf("http %s: read response: %w", h.name, err)
+			return fnhost.Result{}, fmt.Errorf("read response: %w", err)
 		}
 		fnhost.Logf(ctx, "POST %s: %s, %d bytes of %s in %s", h.shown, resp.Status, len(out),
 			orNone(resp.Header.Get("Content-Type")), time.Since(start).Round(time.Millisecond))
 		if h.maxOutput >= 0 && len(out) > h.maxOutput {
-			return fnhost.Result{}, fmt.Errorf("http %s: response: %w", h.name, &OutputTooLargeError{Limit: h.maxOutput})
+			return fnhost.Result{}, fmt.Errorf("response: %w", &OutputTooLargeError{Limit: h.maxOutput})
 		}
 		return fnhost.Result{Output: out, ContentType: resp.Header.Get("Content-Type")}, nil
 	}
@@ -217,7 +217,7 @@ func (h *httpHandler) Invoke(ctx context.Context, ev fnhost.Event) (fnhost.Resul
 		fnhost.Logf(ctx, "reading the body: %v", rerr)
 	}
 	se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Body: excerpt(data, errorExcerptBytes)}
-	err = fmt.Errorf("http %s: %w", h.name, se)
+	err = se
 	if se.Retryable() {
 		return fnhost.Result{}, err
 	}

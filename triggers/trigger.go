@@ -18,6 +18,9 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fnhost/fnhost"
 	"github.com/fnhost/fnhost/manifest"
@@ -32,7 +35,17 @@ type Trigger interface {
 
 // Submitter persists invocations; the runtime implements it.
 type Submitter interface {
+	// Submit persists invocations and returns when they are durable.
 	Submit(ctx context.Context, subs ...fnhost.Submission) ([]store.EnqueueResult, error)
+	// Invoke persists one invocation and waits up to wait for its result; when wait runs
+	// out it returns the invocation as it stands, not yet terminal.
+	Invoke(ctx context.Context, sub fnhost.Submission, wait time.Duration) (*fnhost.Invocation, error)
+}
+
+// NextFirer is implemented by triggers that fire on a schedule, so that the API and the
+// dashboard can show when they fire next.
+type NextFirer interface {
+	NextFire() (time.Time, bool)
 }
 
 // Router is where HTTP-facing triggers mount their routes on the host's listener.
@@ -49,6 +62,9 @@ type Env struct {
 	Store     store.Store
 	Router    Router
 	Logger    *slog.Logger
+	// Registerer takes the trigger's Prometheus collectors; register each collector once
+	// per process (sync.Once or a package-level vector), since a host has many triggers.
+	Registerer prometheus.Registerer
 }
 
 // Factory builds a trigger from its manifest entry. It validates what it can and

@@ -1,0 +1,805 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/store"
+)
+
+var (
+	insertSQL = sqlCache{build: func(n int) string {
+		return `INSERT INTO invocations (` + insertColumns + `) VALUES ` + valuesSQL(n, insertWidth) +
+			` ON CONFLICT DO NOTHING`
+	}}
+	completeSQL = sqlCache{build: func(n int) string {
+		return `UPDATE invocations SET state = v.column2, run_at = COALESCE(v.column3, invocations.run_at),
+			finished_at = v.column4, output = COALESCE(v.column5, invocations.output), error = v.column6,
+			lease_owner = '', lease_until = NULL
+			FROM (VALUES ` + valuesSQL(n, completeWidth) + `) AS v
+			WHERE invocations.id = v.column1 AND +invocations.state = 'running' AND invocations.lease_owner = v.column7
+			RETURNING invocations.id, invocations.attempt, invocations.started_at`
+	}}
+	attemptSQL = sqlCache{build: func(n int) string {
+		return `INSERT OR REPLACE INTO attempts (invocation_id, ` + attemptColumns + `) VALUES ` + valuesSQL(n, attemptWidth)
+	}}
+)
+
+const (
+	completeWidth = 7
+	attemptWidth  = 10
+	// rowChunk is how many completions or attempts one statement writes.
+	rowChunk = 64
+)
+
+// Enqueue persists invocations in one transaction. An invocation whose function and
+// dedup key, or whose id, are already stored is not inserted again: its result holds
+// the stored invocation's id and Duplicate.
+func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]store.EnqueueResult, error) {
+	if len(invs) == 0 {
+		return nil, nil
+	}
+	rows, err := prepareNew(invs)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	res := make([]store.EnqueueResult, len(rows))
+	err = s.do(ctx, len(rows), func(w *writer) error {
+		return w.insert(rows, res)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	return res, nil
+}
+
+// insert writes new invocations, insertChunk per statement. res, when not nil, receives
+// what became of each. A chunk in which some row conflicts (a stored dedup key or id) is
+// rolled back and written again row by row, to tell which rows are duplicates.
+func (w *writer) insert(rows []newRow, res []store.EnqueueResult) error {
+	args := make([]any, 0, min(len(rows), insertChunk)*insertWidth)
+	for off := 0; off < len(rows); off += insertChunk {
+		chunk := rows[off:min(off+insertChunk, len(rows))]
+		args = args[:0]
+		for i := range chunk {
+			args = append(args, chunk[i].args[:]...)
+		}
+		if _, err := w.exec(`SAVEPOINT chunk`); err != nil {
+			return err
+		}
+		r, err := w.exec(insertSQL.get(len(chunk)), args...)
+		var n int64
+		if err == nil {
+			n, err = r.RowsAffected()
+		}
+		if err == nil && n != int64(len(chunk)) {
+			_, err = w.exec(`ROLLBACK TO chunk`)
+			if err == nil {
+				err = w.insertEach(chunk, res, off)
+			}
+		} else if err == nil && res != nil {
+			for i := range chunk {
+				res[off+i] = store.EnqueueResult{ID: chunk[i].id}
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := w.exec(`RELEASE chunk`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertEach writes rows one by one; a row that conflicts gets the stored invocation's
+// id and Duplicate.
+func (w *writer) insertEach(rows []newRow, res []store.EnqueueResult, off int) error {
+	for i := range rows {
+		row := &rows[i]
+		r, err := w.exec(insertSQL.get(1), row.args[:]...)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			if res != nil {
+				res[off+i] = store.EnqueueResult{ID: row.id}
+			}
+			continue
+		}
+		id := row.id
+		if row.dedupKey != "" {
+			err := w.queryRow(`SELECT id FROM invocations WHERE function = ? AND dedup_key = ?`, row.function, row.dedupKey).Scan(&id)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if res != nil {
+			res[off+i] = store.EnqueueResult{ID: id, Duplicate: true}
+		}
+	}
+	return nil
+}
+
+func (w *writer) queryRow(query string, args ...any) *sql.Row {
+	st, err := w.stmt(query)
+	if err != nil {
+		// A statement that does not prepare is a bug; report it through the row.
+		return w.conn.QueryRowContext(context.Background(), query, args...)
+	}
+	return st.QueryRow(args...)
+}
+
+// claimSQL is the claim statement, with optional filters on the function.
+func claimSQL(only, exclude bool) string {
+	q := `UPDATE invocations SET state = 'running', attempt = attempt + 1, lease_owner = ?1,
+		lease_until = ?2, started_at = ?3, finished_at = NULL
+		WHERE rowid IN (
+			SELECT rowid FROM invocations INDEXED BY invocations_ready
+			WHERE state IN ('pending', 'scheduled') AND (state = 'pending' OR run_at <= ?3)`
+	if only {
+		q += ` AND function IN (SELECT value FROM json_each(?4))`
+	}
+	if exclude {
+		q += ` AND function NOT IN (SELECT value FROM json_each(?5))`
+	}
+	q += ` ORDER BY priority DESC, run_at, id LIMIT ?6)
+		RETURNING id, attempt`
+	return q
+}
+
+// Claim moves up to req.Limit ready invocations to running under req.Owner. Ready means
+// pending, or scheduled with run_at <= req.Now. The result is in claim order: priority
+// (highest first), then run_at, then id; it carries the events but not the attempts.
+//
+// The writer only flips the rows and returns their ids and attempt numbers; the rest
+// of each invocation is read after the commit from a read connection, off the writer.
+func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]*fnhost.Invocation, error) {
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+	if req.Owner == "" {
+		return nil, fmt.Errorf("claim: owner is required")
+	}
+	if req.LeaseUntil.IsZero() {
+		return nil, fmt.Errorf("claim: lease_until is required")
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var only, exclude any
+	if len(req.Functions) > 0 {
+		b, _ := json.Marshal(req.Functions)
+		only = string(b)
+	}
+	if len(req.Exclude) > 0 {
+		b, _ := json.Marshal(req.Exclude)
+		exclude = string(b)
+	}
+	query := claimSQL(only != nil, exclude != nil)
+	attempts := make(map[string]int, req.Limit)
+	var ids []string
+	err := s.do(ctx, req.Limit, func(w *writer) error {
+		clear(attempts)
+		ids = ids[:0]
+		rs, err := w.query(query, req.Owner, micros(req.LeaseUntil), micros(now), only, exclude, req.Limit)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id string
+			var attempt int
+			if err := rs.Scan(&id, &attempt); err != nil {
+				return err
+			}
+			attempts[id] = attempt
+			ids = append(ids, id)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out, err := s.readClaimed(context.WithoutCancel(ctx), ids)
+	if err != nil {
+		return nil, fmt.Errorf("claim: read claimed invocations: %w", err)
+	}
+	started := now.UTC().Truncate(time.Microsecond)
+	lease := req.LeaseUntil.UTC().Truncate(time.Microsecond)
+	for _, inv := range out {
+		// The claim's own values, whatever happened to the row since the commit.
+		inv.State = fnhost.StateRunning
+		inv.Attempt = attempts[inv.ID]
+		inv.LeaseOwner = req.Owner
+		inv.LeaseUntil = &lease
+		inv.StartedAt = &started
+		inv.FinishedAt = nil
+	}
+	slices.SortFunc(out, func(a, b *fnhost.Invocation) int {
+		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+			return c
+		}
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// readClaimed reads claimed invocations with their events from the read pool. The ids
+// are held by the caller's lease, so their rows cannot be deleted meanwhile.
+func (s *Store) readClaimed(ctx context.Context, ids []string) ([]*fnhost.Invocation, error) {
+	list, _ := json.Marshal(ids)
+	st, err := s.rstmt(ctx, `SELECT `+invColumns+`, event FROM invocations
+		WHERE id IN (SELECT value FROM json_each(?))`)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := make([]*fnhost.Invocation, 0, len(ids))
+	for rs.Next() {
+		inv, err := scanInvocation(rs, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inv)
+	}
+	return out, rs.Err()
+}
+
+// Heartbeat extends the lease of the invocations still running under owner and returns
+// the ids it no longer holds.
+func (s *Store) Heartbeat(ctx context.Context, owner string, ids []string, leaseUntil time.Time) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	list, _ := json.Marshal(ids)
+	held := make(map[string]bool, len(ids))
+	err := s.do(ctx, len(ids), func(w *writer) error {
+		clear(held)
+		rs, err := w.query(`UPDATE invocations SET lease_until = ?1
+			WHERE id IN (SELECT value FROM json_each(?2)) AND state = 'running' AND lease_owner = ?3
+			RETURNING id`, micros(leaseUntil), string(list), owner)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id string
+			if err := rs.Scan(&id); err != nil {
+				return err
+			}
+			held[id] = true
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
+	var lost []string
+	for _, id := range ids {
+		if !held[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost, nil
+}
+
+// completion is a store.Completion checked and turned into column values.
+type completion struct {
+	c        *store.Completion
+	args     [completeWidth]any
+	finished time.Time
+	state    fnhost.State
+	spawn    []newRow
+	dup      bool // a second completion of the same id in one call
+}
+
+func prepareCompletions(cs []store.Completion) ([]completion, int, error) {
+	out := make([]completion, len(cs))
+	seen := make(map[string]bool, len(cs))
+	rows := 0
+	var now time.Time
+	for i := range cs {
+		c := &cs[i]
+		if c.ID == "" || c.Owner == "" {
+			return nil, 0, fmt.Errorf("completion %d: id and owner are required", i)
+		}
+		state := c.State
+		switch state {
+		case fnhost.StateSucceeded, fnhost.StateFailed, fnhost.StateCancelled, fnhost.StateScheduled, fnhost.StatePending:
+		default:
+			return nil, 0, fmt.Errorf("completion %s: cannot complete to state %q", c.ID, state)
+		}
+		if len(c.Output) > 0 && !json.Valid(c.Output) {
+			return nil, 0, fmt.Errorf("completion %s: output is not valid JSON", c.ID)
+		}
+		if len(c.ThenEvent) > 0 && !json.Valid(c.ThenEvent) {
+			return nil, 0, fmt.Errorf("completion %s: then event is not valid JSON", c.ID)
+		}
+		finished := c.Attempt.FinishedAt
+		if finished.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			finished = now
+		}
+		var runAt, finishedAt any
+		if state == fnhost.StateScheduled || state == fnhost.StatePending {
+			at := c.RunAt
+			if at.IsZero() {
+				at = finished
+			}
+			if !at.After(finished) {
+				state = fnhost.StatePending
+			}
+			runAt = micros(at)
+		} else {
+			finishedAt = micros(finished)
+		}
+		errStr := c.Error
+		if errStr == "" && state != fnhost.StateSucceeded {
+			errStr = c.Attempt.Error
+		}
+		spawn, err := prepareNew(c.Spawn)
+		if err != nil {
+			return nil, 0, fmt.Errorf("completion %s: spawn: %w", c.ID, err)
+		}
+		out[i] = completion{
+			c:        c,
+			args:     [completeWidth]any{c.ID, string(state), runAt, finishedAt, nullBytes(c.Output), nullString(errStr), c.Owner},
+			finished: finished,
+			state:    state,
+			spawn:    spawn,
+			dup:      seen[c.ID],
+		}
+		seen[c.ID] = true
+		rows += 2 + len(spawn)
+	}
+	return out, rows, nil
+}
+
+// Complete records finished attempts: the invocation's next state, its attempt row, the
+// wake-up or cancellation of its awaiting children, and the invocations it spawns, all
+// in one transaction. Completions of invocations no longer running under their owner
+// are dropped and their ids returned.
+func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	comps, rows, err := prepareCompletions(cs)
+	if err != nil {
+		return nil, fmt.Errorf("complete: %w", err)
+	}
+	var dropped []string
+	err = s.do(ctx, rows, func(w *writer) error {
+		var err error
+		dropped, err = w.complete(comps)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete: %w", err)
+	}
+	return dropped, nil
+}
+
+type claimed struct {
+	attempt int
+	started sql.NullInt64
+}
+
+func (w *writer) complete(comps []completion) ([]string, error) {
+	applied := make(map[string]claimed, len(comps))
+	args := make([]any, 0, min(len(comps), rowChunk)*attemptWidth)
+	var batch []*completion
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		args = args[:0]
+		for _, c := range batch {
+			args = append(args, c.args[:]...)
+		}
+		rs, err := w.query(completeSQL.get(len(batch)), args...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id string
+			var cl claimed
+			if err := rs.Scan(&id, &cl.attempt, &cl.started); err != nil {
+				return err
+			}
+			applied[id] = cl
+		}
+		batch = batch[:0]
+		return rs.Err()
+	}
+	for i := range comps {
+		if comps[i].dup {
+			continue
+		}
+		batch = append(batch, &comps[i])
+		if len(batch) == rowChunk {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+
+	var dropped []string
+	var parents []string
+	args = args[:0]
+	n := 0
+	for i := range comps {
+		c := &comps[i]
+		cl, ok := applied[c.c.ID]
+		if !ok || c.dup {
+			dropped = append(dropped, c.c.ID)
+			continue
+		}
+		a := c.c.Attempt
+		started := a.StartedAt
+		if started.IsZero() {
+			started = c.finished
+			if cl.started.Valid {
+				started = fromMicros(cl.started.Int64)
+			}
+		}
+		outcome := a.Outcome
+		if outcome == "" {
+			switch c.state {
+			case fnhost.StateSucceeded:
+				outcome = fnhost.OutcomeSucceeded
+			case fnhost.StateCancelled:
+				outcome = fnhost.OutcomeCancelled
+			default:
+				outcome = fnhost.OutcomeFailed
+			}
+		}
+		owner := a.Owner
+		if owner == "" {
+			owner = c.c.Owner
+		}
+		dur := a.DurationMS
+		if dur == 0 {
+			dur = float64(c.finished.Sub(started).Microseconds()) / 1000
+		}
+		args = append(args, c.c.ID, cl.attempt, micros(started), micros(c.finished), dur,
+			string(outcome), a.Error, a.Log, a.LogTruncated, owner)
+		n++
+		if n == rowChunk {
+			if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
+				return nil, err
+			}
+			args, n = args[:0], 0
+		}
+		if c.state.Terminal() {
+			parents = append(parents, c.c.ID)
+		}
+	}
+	if n > 0 {
+		if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
+			return nil, err
+		}
+	}
+
+	if len(parents) > 0 {
+		waiting, err := w.awaitingParents(parents)
+		if err != nil {
+			return nil, err
+		}
+		for i := range comps {
+			c := &comps[i]
+			if !waiting[c.c.ID] || c.dup {
+				continue
+			}
+			if c.state == fnhost.StateSucceeded {
+				if _, err := w.exec(`UPDATE invocations SET state = 'pending', run_at = ?1, event = COALESCE(?2, event)
+					WHERE parent_id = ?3 AND state = 'awaiting' AND continuation = 'then'`,
+					micros(c.finished), nullBytes(c.c.ThenEvent), c.c.ID); err != nil {
+					return nil, fmt.Errorf("wake continuations of %s: %w", c.c.ID, err)
+				}
+			}
+			if err := w.cancelAwaiting(c.c.ID, c.finished); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	for i := range comps {
+		c := &comps[i]
+		if _, ok := applied[c.c.ID]; !ok || c.dup || len(c.spawn) == 0 {
+			continue
+		}
+		if err := w.insert(c.spawn, nil); err != nil {
+			return nil, fmt.Errorf("spawn from %s: %w", c.c.ID, err)
+		}
+	}
+	return dropped, nil
+}
+
+// awaitingParents returns which of ids have children in state awaiting.
+func (w *writer) awaitingParents(ids []string) (map[string]bool, error) {
+	list, _ := json.Marshal(ids)
+	rs, err := w.query(`SELECT DISTINCT parent_id FROM invocations
+		WHERE parent_id IN (SELECT value FROM json_each(?1)) AND +state = 'awaiting'`, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := map[string]bool{}
+	for rs.Next() {
+		var id string
+		if err := rs.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rs.Err()
+}
+
+// cancelAwaiting cancels the awaiting children of parent, and theirs, recursively.
+func (w *writer) cancelAwaiting(parent string, now time.Time) error {
+	_, err := w.exec(`WITH RECURSIVE tree(id) AS (
+			SELECT id FROM invocations WHERE parent_id = ?1 AND state = 'awaiting'
+			UNION
+			SELECT i.id FROM invocations i JOIN tree t ON i.parent_id = t.id WHERE i.state = 'awaiting'
+		)
+		UPDATE invocations SET state = 'cancelled', finished_at = ?2
+		WHERE id IN (SELECT id FROM tree)`, parent, micros(now))
+	if err != nil {
+		return fmt.Errorf("cancel continuations of %s: %w", parent, err)
+	}
+	return nil
+}
+
+// Release hands running invocations of owner back: they become pending, the
+// interrupted attempt is recorded as released (from the invocation's started_at to now,
+// with the given attempt's log and error), and, since the handler was interrupted and
+// did not fail, the released attempt does not count against max_attempts.
+func (s *Store) Release(ctx context.Context, owner string, attempts map[string]fnhost.Attempt, now time.Time) error {
+	if len(attempts) == 0 {
+		return nil
+	}
+	err := s.do(ctx, len(attempts), func(w *writer) error {
+		for id, a := range attempts {
+			var cl claimed
+			err := w.queryRow(`UPDATE invocations SET state = 'pending', lease_owner = '', lease_until = NULL,
+					max_attempts = max_attempts + 1
+				WHERE id = ?1 AND state = 'running' AND lease_owner = ?2
+				RETURNING attempt, started_at`, id, owner).Scan(&cl.attempt, &cl.started)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			started := now
+			if cl.started.Valid {
+				started = fromMicros(cl.started.Int64)
+			}
+			msg := a.Error
+			if msg == "" {
+				msg = "released: the host shut down before the attempt finished"
+			}
+			if _, err := w.exec(attemptSQL.get(1), id, cl.attempt, micros(started), micros(now),
+				float64(now.Sub(started).Microseconds())/1000, string(fnhost.OutcomeReleased), msg,
+				a.Log, a.LogTruncated, owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
+}
+
+// Rescue returns running invocations whose lease expired before now to pending and
+// records their attempt as lost.
+func (s *Store) Rescue(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.do(ctx, 1, func(w *writer) error {
+		t := micros(now)
+		if _, err := w.exec(`INSERT OR REPLACE INTO attempts (invocation_id, `+attemptColumns+`)
+			SELECT id, attempt, COALESCE(started_at, ?1), ?1, (?1 - COALESCE(started_at, ?1)) / 1000.0, 'lost',
+				'lease expired: owner ' || lease_owner || ' stopped heartbeating', '', 0, lease_owner
+			FROM invocations INDEXED BY invocations_running
+			WHERE state = 'running' AND lease_until < ?1`, t); err != nil {
+			return err
+		}
+		res, err := w.exec(`UPDATE invocations INDEXED BY invocations_running
+			SET state = 'pending', error = 'lease expired: owner ' || lease_owner || ' stopped heartbeating',
+				lease_owner = '', lease_until = NULL
+			WHERE state = 'running' AND lease_until < ?1`, t)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rescue: %w", err)
+	}
+	return int(n), nil
+}
+
+// get reads an invocation with its event and attempts inside the writer's transaction.
+func (w *writer) get(id string) (*fnhost.Invocation, error) {
+	inv, err := scanInvocation(w.queryRow(`SELECT `+invColumns+`, event FROM invocations WHERE id = ?`, id), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("invocation %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rs, err := w.query(`SELECT `+attemptColumns+` FROM attempts WHERE invocation_id = ? ORDER BY number`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		a, err := scanAttempt(rs)
+		if err != nil {
+			return nil, err
+		}
+		inv.Attempts = append(inv.Attempts, a)
+	}
+	return inv, rs.Err()
+}
+
+// Cancel cancels an invocation that has not finished, and its awaiting children. A
+// running invocation loses its lease (its next heartbeat reports it lost, its completion
+// is dropped) and its attempt is recorded as cancelled.
+func (s *Store) Cancel(ctx context.Context, id string, now time.Time) (*fnhost.Invocation, error) {
+	var out *fnhost.Invocation
+	err := s.do(ctx, 1, func(w *writer) error {
+		inv, err := w.get(id)
+		if err != nil {
+			return err
+		}
+		if inv.State.Terminal() {
+			return fmt.Errorf("invocation %s is %s: %w", id, inv.State, store.ErrConflict)
+		}
+		if _, err := w.exec(`UPDATE invocations SET state = 'cancelled', finished_at = ?1, lease_owner = '', lease_until = NULL
+			WHERE id = ?2`, micros(now), id); err != nil {
+			return err
+		}
+		if inv.State == fnhost.StateRunning {
+			started := now
+			if inv.StartedAt != nil {
+				started = *inv.StartedAt
+			}
+			if _, err := w.exec(attemptSQL.get(1), id, inv.Attempt, micros(started), micros(now),
+				float64(now.Sub(started).Microseconds())/1000, string(fnhost.OutcomeCancelled), "cancelled",
+				"", false, inv.LeaseOwner); err != nil {
+				return err
+			}
+		}
+		if err := w.cancelAwaiting(id, now); err != nil {
+			return err
+		}
+		out, err = w.get(id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel: %w", err)
+	}
+	return out, nil
+}
+
+// Retry makes a finished invocation pending again, with max_attempts set to its
+// attempt count plus extraAttempts (at least one more). The `then` continuations
+// cancelled when it failed or was cancelled wait for it again.
+func (s *Store) Retry(ctx context.Context, id string, now time.Time, extraAttempts int) (*fnhost.Invocation, error) {
+	if extraAttempts <= 0 {
+		extraAttempts = 1
+	}
+	var out *fnhost.Invocation
+	err := s.do(ctx, 1, func(w *writer) error {
+		inv, err := w.get(id)
+		if err != nil {
+			return err
+		}
+		if !inv.State.Terminal() {
+			return fmt.Errorf("invocation %s is %s: %w", id, inv.State, store.ErrConflict)
+		}
+		if _, err := w.exec(`UPDATE invocations SET state = 'pending', run_at = ?1, max_attempts = attempt + ?2,
+				finished_at = NULL, lease_owner = '', lease_until = NULL
+			WHERE id = ?3`, micros(now), extraAttempts, id); err != nil {
+			return err
+		}
+		if inv.State != fnhost.StateSucceeded {
+			if _, err := w.exec(`WITH RECURSIVE tree(id) AS (
+					SELECT id FROM invocations WHERE parent_id = ?1 AND state = 'cancelled' AND continuation = 'then'
+					UNION
+					SELECT i.id FROM invocations i JOIN tree t ON i.parent_id = t.id
+					WHERE i.state = 'cancelled' AND i.continuation = 'then'
+				)
+				UPDATE invocations SET state = 'awaiting', finished_at = NULL
+				WHERE id IN (SELECT id FROM tree)`, id); err != nil {
+				return fmt.Errorf("restore continuations: %w", err)
+			}
+		}
+		out, err = w.get(id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	return out, nil
+}
+
+// Prune deletes finished invocations (succeeded, failed, cancelled) whose finished_at is
+// before the given time, with their attempts. It deletes in chunks of
+// Options.PruneChunk, one transaction each, so that other writes go on meanwhile.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := s.do(ctx, s.opts.PruneChunk, func(w *writer) error {
+			rs, err := w.query(`SELECT id FROM invocations INDEXED BY invocations_finished
+				WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?1 LIMIT ?2`,
+				micros(before), s.opts.PruneChunk)
+			if err != nil {
+				return err
+			}
+			var ids []string
+			for rs.Next() {
+				var id string
+				if err := rs.Scan(&id); err != nil {
+					_ = rs.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			if err := rs.Close(); err != nil {
+				return err
+			}
+			n = len(ids)
+			if n == 0 {
+				return nil
+			}
+			list, _ := json.Marshal(ids)
+			if _, err := w.exec(`DELETE FROM attempts WHERE invocation_id IN (SELECT value FROM json_each(?1))`, string(list)); err != nil {
+				return err
+			}
+			_, err = w.exec(`DELETE FROM invocations WHERE id IN (SELECT value FROM json_each(?1))`, string(list))
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune: %w", err)
+		}
+		total += n
+		if n < s.opts.PruneChunk {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// request is one write waiting for the writer goroutine. run executes it inside the
+// group's transaction; its results go to variables the caller reads after done.
+type request struct {
+	ctx  context.Context
+	rows int
+	run  func(w *writer) error
+	done chan error
+}
+
+// writer owns the single write connection and its prepared statements. Only the writer
+// goroutine (and Open, before it starts) uses it.
+type writer struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func newWriter(conn *sql.Conn) *writer {
+	return &writer{conn: conn, stmts: make(map[string]*sql.Stmt)}
+}
+
+func (w *writer) close() {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	w.stmts = nil
+	_ = w.conn.Close()
+}
+
+// stmt returns the prepared statement for query, preparing it on first use.
+func (w *writer) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := w.conn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[query] = st
+	return st, nil
+}
+
+func (w *writer) exec(query string, args ...any) (sql.Result, error) {
+	st, err := w.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec(args...)
+}
+
+func (w *writer) query(query string, args ...any) (*sql.Rows, error) {
+	st, err := w.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.Query(args...)
+}
+
+// do hands run to the writer and waits for the commit of the transaction that ran it.
+// rows is the request's weight (the rows it writes), used to bound a transaction.
+//
+// If ctx ends before the writer starts the request, it is skipped. If ctx ends while
+// the transaction is in progress, do returns ctx.Err() at once, and the request's
+// effects may or may not be committed.
+func (s *Store) do(ctx context.Context, rows int, run func(w *writer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.broken.Load(); err != nil {
+		return *err
+	}
+	r := &request{ctx: ctx, rows: rows, run: run, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runOn runs the request on the writer; a panic becomes the request's error, so that a
+// bug in one request cannot stop the writer.
+func (r *request) runOn(w *writer) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write request panicked: %v", p)
+		}
+	}()
+	return r.run(w)
+}
+
+// writeLoop is the writer goroutine: it takes a request, drains whatever else is queued
+// (up to MaxBatch requests and MaxBatchRows rows), runs them in one transaction and
+// answers each one once the transaction is committed (and, with Synchronous FULL,
+// synced by syncLoop).
+func (s *Store) writeLoop() {
+	defer close(s.done)
+	batch := make([]*request, 0, s.opts.MaxBatch)
+	for {
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.quit:
+			return
+		}
+		batch = append(batch[:0], first)
+		rows := first.rows
+	drain:
+		for len(batch) < s.opts.MaxBatch && rows < s.opts.MaxBatchRows {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				rows += r.rows
+			default:
+				break drain
+			}
+		}
+		s.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch runs a group of requests in one transaction. Each request runs in its own
+// savepoint: a failing request is rolled back alone and gets its error, the others
+// commit. If the transaction itself fails, every request gets the error.
+func (s *Store) runBatch(batch []*request) {
+	w := s.w
+	live := make([]*request, 0, len(batch))
+	broken := s.broken.Load()
+	for _, r := range batch {
+		if broken != nil {
+			r.done <- *broken
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	s.batches.Add(1)
+	errs := make([]error, len(live))
+	fail := func(err error) {
+		_, _ = w.exec(`ROLLBACK`)
+		for _, r := range live {
+			r.done <- err
+		}
+	}
+	if _, err := w.exec(`BEGIN IMMEDIATE`); err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	if len(live) == 1 {
+		// A transaction of one request needs no savepoint: it is the savepoint.
+		if err := live[0].runOn(w); err != nil {
+			_, _ = w.exec(`ROLLBACK`)
+			live[0].done <- err
+			return
+		}
+	} else {
+		for i, r := range live {
+			if _, err := w.exec(`SAVEPOINT req`); err != nil {
+				fail(fmt.Errorf("savepoint: %w", err))
+				return
+			}
+			if err := r.runOn(w); err != nil {
+				errs[i] = err
+				if _, rerr := w.exec(`ROLLBACK TO req`); rerr != nil {
+					fail(fmt.Errorf("roll back a failed request (%v): %w", err, rerr))
+					return
+				}
+			}
+			if _, err := w.exec(`RELEASE req`); err != nil {
+				fail(fmt.Errorf("release savepoint: %w", err))
+				return
+			}
+		}
+	}
+	if _, err := w.exec(`COMMIT`); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	if s.syncQ == nil {
+		for i, r := range live {
+			r.done <- errs[i]
+		}
+		return
+	}
+	// Failed requests wrote nothing: they need no sync. The others wait for the sync
+	// of the log, which runs while this goroutine starts the next transaction.
+	ok := live[:0]
+	for i, r := range live {
+		if errs[i] != nil {
+			r.done <- errs[i]
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if len(ok) > 0 {
+		s.syncQ <- ok
+	}
+}
+
+// syncLoop syncs the write-ahead log for the committed transactions the writer hands
+// over, all those queued at once, and then answers their requests. A failed sync
+// breaks the store: the kernel may have dropped the unsynced pages, so nothing written
+// since can be trusted to be durable.
+func (s *Store) syncLoop() {
+	defer close(s.syncDone)
+	var waiting []*request
+	for {
+		first, ok := <-s.syncQ
+		if !ok {
+			return
+		}
+		waiting = append(waiting[:0], first...)
+		open := true
+	drain:
+		for {
+			select {
+			case more, ok := <-s.syncQ:
+				if !ok {
+					open = false
+					break drain
+				}
+				waiting = append(waiting, more...)
+			default:
+				break drain
+			}
+		}
+		var err error
+		if b := s.broken.Load(); b != nil {
+			err = *b
+		} else if serr := syncFile(s.wal, s.opts.Fsync); serr != nil {
+			err = fmt.Errorf("sync the write-ahead log of %s: %w", s.path, serr)
+			s.broken.Store(&err)
+		}
+		for _, r := range waiting {
+			r.done <- err
+		}
+		clear(waiting)
+		if !open {
+			return
+		}
+	}
+}
