@@ -36,8 +36,8 @@ type NewInvocation struct {
 	DedupKey    string
 	Priority    int
 	MaxAttempts int
-	// RunAt is when the invocation may run; zero means now. A future RunAt makes it
-	// scheduled, otherwise it is pending.
+	// RunAt is when the invocation may run; zero means CreatedAt. A RunAt after
+	// CreatedAt makes it scheduled, otherwise it is pending.
 	RunAt time.Time
 	// Awaiting makes the invocation wait for its parent (state awaiting).
 	Awaiting     bool
@@ -92,7 +92,7 @@ type Filter struct {
 	State    fnhost.State
 	Trigger  string
 	ParentID string
-	// Since and Until bound created_at.
+	// Since (inclusive) and Until (exclusive) bound created_at.
 	Since, Until time.Time
 	Limit        int
 	Cursor       string
@@ -114,22 +114,29 @@ type Stats struct {
 
 // Store persists invocations and their attempts. Every method is safe for concurrent use.
 type Store interface {
-	// Enqueue persists invocations atomically; when it returns nil they are durable.
+	// Enqueue persists invocations atomically; when it returns nil they are durable. An
+	// id that is already stored is reported as a duplicate, so retrying an Enqueue whose
+	// answer was lost is safe.
 	Enqueue(ctx context.Context, invs []NewInvocation) ([]EnqueueResult, error)
 	// Claim moves up to Limit ready invocations to running, owned by Owner until
-	// LeaseUntil, incrementing their attempt number. Higher priority first, then run_at.
+	// LeaseUntil, incrementing their attempt number. Higher priority first, then run_at,
+	// then id; the invocations come back in that order, with their event and without
+	// attempts.
 	Claim(ctx context.Context, req ClaimRequest) ([]*fnhost.Invocation, error)
 	// Heartbeat extends the lease of the listed invocations still running under owner
 	// and returns the ids among them that it no longer holds (cancelled or rescued).
 	Heartbeat(ctx context.Context, owner string, ids []string, leaseUntil time.Time) (lost []string, err error)
 	// Complete records finished attempts. A completion for an invocation no longer
-	// running under its owner is not applied; its id is returned in dropped.
+	// running under its owner is not applied; its id is returned in dropped. The
+	// attempt's number is taken from the stored invocation, not from the Completion.
 	Complete(ctx context.Context, cs []Completion) (dropped []string, err error)
 	// Release hands running invocations back (graceful shutdown): they become pending
-	// and the interrupted attempt is recorded as released.
+	// and the interrupted attempt is recorded as released. A released attempt does not
+	// count against max_attempts (max_attempts grows by one).
 	Release(ctx context.Context, owner string, attempts map[string]fnhost.Attempt, now time.Time) error
 	// Rescue returns running invocations whose lease expired before now to pending,
-	// recording the attempt as lost. It returns how many it rescued.
+	// recording the attempt as lost. A lost attempt counts: a job that keeps killing its
+	// host still runs out of attempts. It returns how many it rescued.
 	Rescue(ctx context.Context, now time.Time) (int, error)
 	// Get returns one invocation with its attempts.
 	Get(ctx context.Context, id string) (*fnhost.Invocation, error)
@@ -137,7 +144,9 @@ type Store interface {
 	List(ctx context.Context, f Filter) (Page, error)
 	// Retry makes a terminal invocation pending again with extraAttempts more attempts.
 	Retry(ctx context.Context, id string, now time.Time, extraAttempts int) (*fnhost.Invocation, error)
-	// Cancel cancels an invocation that has not finished, and its awaiting children.
+	// Cancel cancels an invocation that has not finished, and its awaiting children. A
+	// running one gets a cancelled attempt recorded; its handler learns of it at the
+	// next Heartbeat.
 	Cancel(ctx context.Context, id string, now time.Time) (*fnhost.Invocation, error)
 	// Prune deletes terminal invocations that finished before the given time.
 	Prune(ctx context.Context, before time.Time) (int, error)
