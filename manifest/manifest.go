@@ -362,10 +362,7 @@ func normalizeStorage(s, dir string) (string, error) {
 		}
 	}
 	if strings.HasPrefix(lower, "sqlite:") {
-		p := s[len("sqlite:"):]
-		if strings.HasPrefix(p, "//") {
-			p = p[2:]
-		}
+		p := strings.TrimPrefix(s[len("sqlite:"):], "//")
 		if p == "" {
 			return "", fmt.Errorf("sqlite: needs a path, e.g. sqlite:.fnhost/fnhost.db")
 		}

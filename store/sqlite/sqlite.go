@@ -123,9 +123,7 @@ func ParseLocation(location string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("sqlite location %q: want sqlite:PATH", location)
 	}
-	if strings.HasPrefix(rest, "//") {
-		rest = rest[2:]
-	}
+	rest = strings.TrimPrefix(rest, "//")
 	if rest == "" {
 		return "", fmt.Errorf("sqlite location %q: the path is empty", location)
 	}
