@@ -49,6 +49,20 @@ type NewInvocation struct {
 	// invocation itself saves the separate claim this way.
 	Owner      string
 	LeaseUntil time.Time
+	// ReceiptKey, when set, names the source object the invocation is for (a file, an
+	// S3 object): the store keeps one receipt per function and ReceiptKey holding the
+	// last ReceiptVersion enqueued and that invocation's id. An enqueue whose receipt
+	// already holds the same version is a duplicate of the receipt's invocation, and
+	// nothing is stored; otherwise the invocation is stored and the receipt set to its
+	// version and id, in the same transaction. Receipts are independent of DedupKey
+	// (either one can make an invocation a duplicate; a duplicate leaves the receipt as
+	// it was) and of the invocation's life: Prune keeps them, so an object seen months
+	// ago is still not submitted again; ForgetReceipts drops them.
+	ReceiptKey string
+	// ReceiptVersion is the version of the object (an ETag, a version id, a size and
+	// modification time), compared as an opaque string; empty is a version like any
+	// other. It needs a ReceiptKey.
+	ReceiptVersion string
 }
 
 // EnqueueResult tells what became of one NewInvocation.
@@ -116,7 +130,14 @@ type Stats struct {
 type Store interface {
 	// Enqueue persists invocations atomically; when it returns nil they are durable. An
 	// id that is already stored is reported as a duplicate, so retrying an Enqueue whose
-	// answer was lost is safe.
+	// answer was lost is safe. An invocation is also a duplicate when its function and
+	// DedupKey are stored, or when its receipt holds its ReceiptVersion (see
+	// NewInvocation); this holds between invocations of the same call too, the first one
+	// winning. A duplicate's result holds the stored invocation's id.
+	//
+	// The continuations of a duplicate that come later in the same call (invocations
+	// whose ParentID is its ID, and theirs, transitively) are not stored either, since
+	// their parent is not: their results hold their own ids, with Duplicate set.
 	Enqueue(ctx context.Context, invs []NewInvocation) ([]EnqueueResult, error)
 	// Claim moves up to Limit ready invocations to running, owned by Owner until
 	// LeaseUntil, incrementing their attempt number. Higher priority first, then run_at,
@@ -152,6 +173,32 @@ type Store interface {
 	Prune(ctx context.Context, before time.Time) (int, error)
 	// Stats counts invocations by state.
 	Stats(ctx context.Context, now time.Time) (Stats, error)
+
+	// GetState returns the trigger state stored under key (a cron trigger's last slot,
+	// a poll checkpoint), or nil, nil when the key is unset. A stored empty value comes
+	// back as an empty, non-nil slice.
+	GetState(ctx context.Context, key string) ([]byte, error)
+	// PutState stores value under key, replacing what was there. A nil value is stored
+	// as an empty one.
+	PutState(ctx context.Context, key string, value []byte) error
+	// CompareAndPutState stores new under key only if the key's current value equals
+	// old, byte for byte, and reports whether it did. A nil old means the key must be
+	// unset; an empty, non-nil old matches a stored empty value. Of several instances
+	// racing with the same old, exactly one wins.
+	CompareAndPutState(ctx context.Context, key string, old, new []byte) (bool, error)
+
+	// Receipts returns, for those of keys that have a receipt of function, the version
+	// it holds (key to version). It takes thousands of keys in one call.
+	Receipts(ctx context.Context, function string, keys []string) (map[string]string, error)
+	// ForgetReceipts deletes the receipts of function for keys (their objects are
+	// gone): an object that comes back is submitted again whatever its version. Keys
+	// without a receipt are ignored.
+	ForgetReceipts(ctx context.Context, function string, keys []string) error
+	// ReceiptKeys lists up to limit receipt keys of function that start with prefix and
+	// sort after after, in byte order; limit <= 0 lists none. Passing the last key of a
+	// page as after gives the next page.
+	ReceiptKeys(ctx context.Context, function, prefix, after string, limit int) ([]string, error)
+
 	// Close releases the store's resources.
 	Close() error
 }

@@ -223,3 +223,49 @@ func BenchmarkRawInsert(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
 }
+
+// BenchmarkEnqueueReceipts enqueues 20 000 invocations with receipts (a trigger's
+// first scan of a bucket) in batches of 1000, then the same objects again (a rescan
+// that finds nothing new: every one a duplicate), and reports both rates.
+func BenchmarkEnqueueReceipts(b *testing.B) {
+	const total, batch = 20_000, 1000
+	ctx := context.Background()
+	var first, rescan time.Duration
+	for range b.N {
+		b.StopTimer()
+		s := benchOpen(b, benchOptions)
+		b.StartTimer()
+		for pass := range 2 {
+			start := time.Now()
+			for off := 0; off < total; off += batch {
+				invs := make([]store.NewInvocation, batch)
+				now := time.Now()
+				for i := range invs {
+					invs[i] = store.NewInvocation{ID: fnhost.NewIDAt(now), Function: "ingest", Trigger: "s3",
+						Event: burnEvent, MaxAttempts: 3, CreatedAt: now,
+						ReceiptKey: fmt.Sprintf("bucket/incoming/%06d.csv", off+i), ReceiptVersion: "etag-1"}
+				}
+				res, err := s.Enqueue(ctx, invs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res[0].Duplicate != (pass == 1) {
+					b.Fatalf("pass %d: duplicate %t", pass, res[0].Duplicate)
+				}
+			}
+			if pass == 0 {
+				first += time.Since(start)
+			} else {
+				rescan += time.Since(start)
+			}
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N * total)
+	b.ReportMetric(n/first.Seconds(), "new/s")
+	b.ReportMetric(n/rescan.Seconds(), "rescanned/s")
+}

@@ -130,6 +130,11 @@ type newRow struct {
 	id       string
 	function string
 	dedupKey string
+	parentID string
+	// created is the creation time (micros), which also dates the receipt.
+	created        int64
+	receiptKey     string
+	receiptVersion string
 }
 
 // prepareNew validates invocations and computes their column values. It runs in the
@@ -147,6 +152,9 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 		}
 		if len(n.Event) > 0 && !json.Valid(n.Event) {
 			return nil, fmt.Errorf("invocation %d (%s): event is not valid JSON", i, n.Function)
+		}
+		if n.ReceiptVersion != "" && n.ReceiptKey == "" {
+			return nil, fmt.Errorf("invocation %d (%s): a receipt version needs a receipt key", i, n.Function)
 		}
 		created := n.CreatedAt
 		if created.IsZero() {
@@ -189,9 +197,13 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 			args: [insertWidth]any{id, n.Function, string(state), maxAttempts, n.Trigger, n.DedupKey,
 				n.Priority, micros(runAt), micros(created), nullBytes(n.Event), nullString(n.ParentID),
 				string(n.Continuation), attempt, n.Owner, leaseUntil, startedAt},
-			id:       id,
-			function: n.Function,
-			dedupKey: n.DedupKey,
+			id:             id,
+			function:       n.Function,
+			dedupKey:       n.DedupKey,
+			parentID:       n.ParentID,
+			created:        micros(created),
+			receiptKey:     n.ReceiptKey,
+			receiptVersion: n.ReceiptVersion,
 		}
 	}
 	return rows, nil

@@ -40,8 +40,10 @@ const (
 )
 
 // Enqueue persists invocations in one transaction. An invocation whose function and
-// dedup key, or whose id, are already stored is not inserted again: its result holds
-// the stored invocation's id and Duplicate.
+// dedup key, or whose id, are already stored, or whose receipt holds its version, is not
+// inserted again: its result holds the stored invocation's id and Duplicate. The
+// continuations of a duplicate later in invs are not inserted either: their results
+// hold their own ids and Duplicate.
 func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]store.EnqueueResult, error) {
 	if len(invs) == 0 {
 		return nil, nil
@@ -50,8 +52,14 @@ func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]stor
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
+	weight := len(rows)
+	for i := range rows {
+		if rows[i].receiptKey != "" {
+			weight++
+		}
+	}
 	res := make([]store.EnqueueResult, len(rows))
-	err = s.do(ctx, len(rows), func(w *writer) error {
+	err = s.do(ctx, weight, func(w *writer) error {
 		return w.insert(rows, res)
 	})
 	if err != nil {
@@ -62,11 +70,24 @@ func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]stor
 
 // insert writes new invocations, insertChunk per statement. res, when not nil, receives
 // what became of each. A chunk in which some row conflicts (a stored dedup key or id) is
-// rolled back and written again row by row, to tell which rows are duplicates.
+// rolled back and written again row by row, to tell which rows are duplicates. A chunk
+// that holds receipts, or a continuation of a duplicate found earlier in rows, is
+// written row by row from the start.
 func (w *writer) insert(rows []newRow, res []store.EnqueueResult) error {
+	// dups holds the ids of the rows found duplicate, whose continuations are skipped.
+	var dups map[string]bool
 	args := make([]any, 0, min(len(rows), insertChunk)*insertWidth)
 	for off := 0; off < len(rows); off += insertChunk {
 		chunk := rows[off:min(off+insertChunk, len(rows))]
+		if rowByRow(chunk, dups) {
+			if dups == nil {
+				dups = make(map[string]bool)
+			}
+			if err := w.insertEach(chunk, res, off, dups); err != nil {
+				return err
+			}
+			continue
+		}
 		args = args[:0]
 		for i := range chunk {
 			args = append(args, chunk[i].args[:]...)
@@ -82,7 +103,10 @@ func (w *writer) insert(rows []newRow, res []store.EnqueueResult) error {
 		if err == nil && n != int64(len(chunk)) {
 			_, err = w.exec(`ROLLBACK TO chunk`)
 			if err == nil {
-				err = w.insertEach(chunk, res, off)
+				if dups == nil {
+					dups = make(map[string]bool)
+				}
+				err = w.insertEach(chunk, res, off, dups)
 			}
 		} else if err == nil && res != nil {
 			for i := range chunk {
@@ -99,37 +123,83 @@ func (w *writer) insert(rows []newRow, res []store.EnqueueResult) error {
 	return nil
 }
 
-// insertEach writes rows one by one; a row that conflicts gets the stored invocation's
-// id and Duplicate.
-func (w *writer) insertEach(rows []newRow, res []store.EnqueueResult, off int) error {
+// rowByRow reports whether chunk must be written row by row: it holds a receipt, or a
+// continuation of one of dups.
+func rowByRow(chunk []newRow, dups map[string]bool) bool {
+	for i := range chunk {
+		if chunk[i].receiptKey != "" || (chunk[i].parentID != "" && dups[chunk[i].parentID]) {
+			return true
+		}
+	}
+	return false
+}
+
+// insertEach writes rows one by one. A row that is a duplicate gets the stored
+// invocation's id and Duplicate, and its id joins dups; a row whose parent is in dups
+// is skipped (its parent was not stored by this call) and joins dups too.
+func (w *writer) insertEach(rows []newRow, res []store.EnqueueResult, off int, dups map[string]bool) error {
 	for i := range rows {
 		row := &rows[i]
-		r, err := w.exec(insertSQL.get(1), row.args[:]...)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			if res != nil {
-				res[off+i] = store.EnqueueResult{ID: row.id}
+		r := store.EnqueueResult{ID: row.id, Duplicate: true}
+		if row.parentID == "" || !dups[row.parentID] {
+			var err error
+			if r, err = w.insertOne(row); err != nil {
+				return err
 			}
-			continue
 		}
+		if r.Duplicate {
+			dups[row.id] = true
+		}
+		if res != nil {
+			res[off+i] = r
+		}
+	}
+	return nil
+}
+
+// insertOne writes one row and, when it has a receipt, the receipt. A receipt that holds
+// the row's version makes it a duplicate of the receipt's invocation; a row that
+// conflicts (a stored dedup key or id) leaves the receipt alone.
+func (w *writer) insertOne(row *newRow) (store.EnqueueResult, error) {
+	if row.receiptKey != "" {
+		var version, id string
+		err := w.queryRow(`SELECT version, invocation_id FROM receipts WHERE function = ?1 AND key = ?2`,
+			row.function, row.receiptKey).Scan(&version, &id)
+		if err == nil && version == row.receiptVersion {
+			return store.EnqueueResult{ID: id, Duplicate: true}, nil
+		}
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return store.EnqueueResult{}, err
+		}
+	}
+	r, err := w.exec(insertSQL.get(1), row.args[:]...)
+	if err != nil {
+		return store.EnqueueResult{}, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return store.EnqueueResult{}, err
+	}
+	if n == 0 {
 		id := row.id
 		if row.dedupKey != "" {
 			err := w.queryRow(`SELECT id FROM invocations WHERE function = ? AND dedup_key = ?`, row.function, row.dedupKey).Scan(&id)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
+				return store.EnqueueResult{}, err
 			}
 		}
-		if res != nil {
-			res[off+i] = store.EnqueueResult{ID: id, Duplicate: true}
+		return store.EnqueueResult{ID: id, Duplicate: true}, nil
+	}
+	if row.receiptKey != "" {
+		if _, err := w.exec(`INSERT INTO receipts (function, key, version, invocation_id, created_at, updated_at)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+			ON CONFLICT (function, key) DO UPDATE SET version = excluded.version,
+				invocation_id = excluded.invocation_id, updated_at = excluded.updated_at`,
+			row.function, row.receiptKey, row.receiptVersion, row.id, row.created); err != nil {
+			return store.EnqueueResult{}, fmt.Errorf("receipt: %w", err)
 		}
 	}
-	return nil
+	return store.EnqueueResult{ID: row.id}, nil
 }
 
 func (w *writer) queryRow(query string, args ...any) *sql.Row {

@@ -25,6 +25,16 @@
 //     that were cancelled with their failed or cancelled parent await it again.
 //   - List: Since is inclusive, Until exclusive (both on created_at); the cursor pages
 //     by id, newest first; NextCursor is empty on the last page.
+//   - Receipts: an enqueue whose receipt holds its version is a duplicate of the
+//     receipt's invocation, even once that invocation is pruned; a duplicate (by id,
+//     dedup key or receipt) leaves the receipt and the dedup key as they were. Only the
+//     last version counts: going back to an earlier version is a change. Within one
+//     Enqueue the earlier invocation wins. ReceiptKeys orders keys by their bytes.
+//   - Enqueue skips the continuations of a duplicate that come later in the same call,
+//     transitively, reporting each as Duplicate with its own id.
+//   - State: GetState tells an unset key (nil) from an empty value (empty, non-nil);
+//     PutState(nil) stores an empty value; CompareAndPutState with a nil old matches
+//     only an unset key, with an empty old only an empty value.
 package storetest
 
 import (
@@ -78,6 +88,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Prune", testPrune},
 		{"Stats", testStats},
 		{"CancelledContext", testCancelledContext},
+		{"State", testState},
+		{"CompareAndPutState", testCompareAndPutState},
+		{"Receipts", testReceipts},
+		{"ReceiptsSurvivePrune", testReceiptsSurvivePrune},
+		{"ForgetReceipts", testForgetReceipts},
+		{"ReceiptsLookupMany", testReceiptsLookupMany},
+		{"ReceiptKeys", testReceiptKeys},
+		{"ReceiptsAndDedup", testReceiptsAndDedup},
+		{"ReceiptsInOneBatch", testReceiptsInOneBatch},
+		{"SkipChildrenOfDuplicates", testSkipChildrenOfDuplicates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
