@@ -210,4 +210,31 @@ type Submission struct {
 	Priority int
 	// RunAt delays the invocation; zero runs it now.
 	RunAt time.Time
+	// ReceiptKey, when set, names the source object the invocation is for (a file's
+	// relative path, an S3 object): the store keeps one receipt per function and key, and
+	// a submission whose receipt already holds ReceiptVersion is a duplicate.
+	ReceiptKey string
+	// ReceiptVersion is the version of the object named by ReceiptKey (a size and
+	// modification time, an ETag), compared as an opaque string.
+	ReceiptVersion string
 }
+
+// Message is one message for a durable named queue. Every function bound to the queue
+// with a queue trigger gets an invocation for it, with Data as the event's data.
+type Message struct {
+	// Queue names the queue; in an API request it comes from the URL.
+	Queue string          `json:"queue,omitempty"`
+	Data  json.RawMessage `json:"data"`
+	// Delay (a duration such as "30s") or NotBefore postpones the message.
+	Delay     string     `json:"delay,omitempty"`
+	NotBefore *time.Time `json:"not_before,omitempty"`
+	// DedupKey makes the message unique per consuming function.
+	DedupKey string `json:"dedup_key,omitempty"`
+	// Priority orders ready messages: higher first.
+	Priority int `json:"priority,omitempty"`
+}
+
+// OutputMessagesKey is the key of a handler's JSON output under which it emits queue
+// messages: {"fnhost_messages": [{"queue": "orders", "data": {…}}], …}. They are
+// enqueued in the same transaction that records the success.
+const OutputMessagesKey = "fnhost_messages"

@@ -61,6 +61,9 @@ type project struct {
 	proc   *os.Process
 	exited chan struct{}
 	log    *syncBuffer
+	// env is added to the host's environment; bin replaces the fnhost binary.
+	env []string
+	bin string
 }
 
 // newProject writes manifest (with {{ADDR}} replaced by a free address) and any extra
@@ -103,8 +106,13 @@ func tail(s string, n int) string {
 func (p *project) start() {
 	p.t.Helper()
 	p.log = &syncBuffer{}
-	cmd := exec.Command(binary, "run")
+	bin := binary
+	if p.bin != "" {
+		bin = p.bin
+	}
+	cmd := exec.Command(bin, "run")
 	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -245,6 +253,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 func (p *project) cli(args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), p.env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,8 @@ func (h *Host) routes() {
 	api("POST /api/v1/invocations/{id}/retry", h.retry)
 	api("POST /api/v1/invocations/{id}/cancel", h.cancel)
 	api("GET /api/v1/servers", h.servers)
+	api("GET /api/v1/queues", h.listQueues)
+	api("POST /api/v1/queues/{name}/messages", h.publish)
 	api("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no API route %s %s", r.Method, r.URL.Path)
 	})
@@ -325,6 +328,8 @@ func (h *Host) submitError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, runtime.ErrUnknownFunction):
 		writeError(w, http.StatusNotFound, "function_not_found", "%v", err)
+	case errors.Is(err, runtime.ErrUnknownQueue):
+		writeError(w, http.StatusNotFound, "queue_not_found", "%v", err)
 	case errors.Is(err, runtime.ErrStopped):
 		writeError(w, http.StatusServiceUnavailable, "stopping", "fnhost is shutting down; try again")
 	default:
@@ -441,4 +446,82 @@ func (h *Host) servers(w http.ResponseWriter, r *http.Request) {
 		InFlight: h.rt.InFlight(), Lease: h.m.Host.Lease.String(),
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": []ServerView{me}, "next_cursor": ""})
+}
+
+// QueueView is a queue as the API shows it.
+type QueueView struct {
+	Name      string   `json:"name"`
+	Consumers []string `json:"consumers"`
+}
+
+func (h *Host) listQueues(w http.ResponseWriter, r *http.Request) {
+	items := []QueueView{}
+	for _, name := range sortedKeys(h.rt.Queues()) {
+		items = append(items, QueueView{Name: name, Consumers: h.rt.Queues()[name]})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": ""})
+}
+
+// publish accepts one message, {"data": …, "delay": "30s", "not_before": RFC3339,
+// "dedup_key": "…", "priority": N}, or a batch, {"messages": [{…}, …]}. It answers 202
+// once every message is persisted, with the invocations each became.
+func (h *Host) publish(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, ok := h.rt.Queues()[name]; !ok {
+		writeError(w, http.StatusNotFound, "queue_not_found", "no function consumes queue %q (bind one with a queue trigger)", name)
+		return
+	}
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		fnhost.Message
+		Messages []fnhost.Message `json:"messages"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_message", `the body must be a message {"data": …} or a batch {"messages": […]}: %v`, err)
+		return
+	}
+	msgs := req.Messages
+	if len(msgs) == 0 {
+		if req.Data == nil {
+			writeError(w, http.StatusBadRequest, "bad_message", `the message has no "data" (send {"data": null} for an empty one)`)
+			return
+		}
+		msgs = []fnhost.Message{req.Message}
+	}
+	for i := range msgs {
+		if msgs[i].Queue != "" && msgs[i].Queue != name {
+			writeError(w, http.StatusBadRequest, "bad_message", "message %d names queue %q but was sent to %q", i, msgs[i].Queue, name)
+			return
+		}
+		msgs[i].Queue = name
+	}
+	res, err := h.rt.Publish(r.Context(), msgs...)
+	if err != nil {
+		var bad *runtime.BadMessageError
+		if errors.As(err, &bad) {
+			writeError(w, http.StatusBadRequest, "bad_message", "%v", err)
+			return
+		}
+		h.submitError(w, err)
+		return
+	}
+	items := make([]map[string]any, len(res))
+	for i, inv := range res {
+		items[i] = map[string]any{"invocations": inv}
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"queue": name, "items": items})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

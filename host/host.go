@@ -29,8 +29,10 @@ import (
 	"github.com/fnhost/fnhost/store"
 	"github.com/fnhost/fnhost/triggers"
 
-	// The embedded default store.
+	// The embedded default store and the trigger kinds.
 	_ "github.com/fnhost/fnhost/store/sqlite"
+	_ "github.com/fnhost/fnhost/triggers/http"
+	_ "github.com/fnhost/fnhost/triggers/queue"
 )
 
 // Option customises a Host.
@@ -118,9 +120,16 @@ func New(m *manifest.Manifest, opts ...Option) (*Host, error) {
 			problems = append(problems, fmt.Sprintf("function %q: %v", name, err))
 			continue
 		}
+		concurrency := f.Concurrency
+		for _, tr := range f.Triggers {
+			// overlap: queue runs the slots one after another.
+			if tr.Cron != nil && tr.Cron.Overlap == "queue" && concurrency == 0 {
+				concurrency = 1
+			}
+		}
 		fns = append(fns, &runtime.Function{
 			Name: name, Handler: handler, Timeout: f.Timeout, Retry: f.Retry,
-			Concurrency: f.Concurrency, Then: f.Then, OnFailure: f.OnFailure,
+			Concurrency: concurrency, Then: f.Then, OnFailure: f.OnFailure,
 		})
 	}
 	if len(problems) > 0 {
@@ -136,10 +145,18 @@ func New(m *manifest.Manifest, opts ...Option) (*Host, error) {
 		}
 		h.st, h.ownStore = st, true
 	}
+	queues := map[string][]string{}
+	for _, name := range m.Order {
+		for _, tr := range m.Functions[name].Triggers {
+			if tr.Queue != nil {
+				queues[tr.Queue.Name] = append(queues[tr.Queue.Name], name)
+			}
+		}
+	}
 	rt, err := runtime.New(runtime.Config{
 		Store: h.st, Functions: fns, Workers: m.Host.Workers, Lease: m.Host.Lease,
 		MaxLogBytes: m.Host.MaxLogBytes, Retention: m.Host.Retention, Logger: log,
-		Metrics: runtime.NewMetrics(h.reg),
+		Metrics: runtime.NewMetrics(h.reg), Queues: queues,
 	})
 	if err != nil {
 		h.closeStore()
@@ -153,7 +170,7 @@ func New(m *manifest.Manifest, opts ...Option) (*Host, error) {
 		for _, tr := range f.Triggers {
 			t, err := triggers.New(triggers.Env{
 				Function: f, Trigger: tr, Manifest: m, Submitter: rt, Store: h.st,
-				Router: h.mux, Logger: log.With("function", name, "trigger", tr.Kind),
+				Router: h.mux, Logger: log.With("function", name, "trigger", tr.Kind), Registerer: h.reg,
 			})
 			if err != nil {
 				problems = append(problems, err.Error())

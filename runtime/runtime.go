@@ -65,6 +65,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// Metrics receives the executor's measurements; nil disables them.
 	Metrics *Metrics
+	// Queues maps each durable queue to the functions that consume it.
+	Queues map[string][]string
 }
 
 // Runtime runs invocations. Create it with New, then Start and Stop it once.
@@ -82,6 +84,10 @@ type Runtime struct {
 	inflight map[string]*running // claimed and not yet completed in the store
 	busy     int                 // handlers holding a worker slot
 	busyFn   map[string]int      // the same, per function
+	ready    []*running          // claimed ahead, waiting for a slot (functions without a cap)
+	// more is set when the last claim filled all the room it asked for: the store may
+	// hold more ready work, so a freed slot should look for it at once.
+	more     bool
 	nextWake time.Time
 	waiters  map[string][]chan *fnhost.Invocation
 
@@ -100,8 +106,10 @@ type Runtime struct {
 type running struct {
 	inv      *fnhost.Invocation
 	cancel   context.CancelCauseFunc
+	claimed  time.Time
 	started  time.Time
 	released bool
+	lost     bool // cancelled or rescued before it started
 }
 
 // New checks the configuration and returns a runtime that is not started yet.
@@ -212,11 +220,38 @@ func (r *Runtime) Stop(ctx context.Context) error {
 		r.releaseRunning()
 		<-drained
 	}
+	r.releaseReady()
 	close(r.hbStop)
 	close(r.completions)
 	r.completerWG.Wait()
 	r.runCancel(errShutdown)
 	return nil
+}
+
+// releaseReady hands back the invocations claimed ahead that never started.
+func (r *Runtime) releaseReady() {
+	now := time.Now().UTC()
+	attempts := map[string]fnhost.Attempt{}
+	r.mu.Lock()
+	for _, run := range r.ready {
+		if !run.lost {
+			attempts[run.inv.ID] = fnhost.Attempt{
+				Number: run.inv.Attempt, StartedAt: run.claimed, FinishedAt: now, Outcome: fnhost.OutcomeReleased,
+				Error: "the host shut down before the attempt started; it will run again", Owner: r.owner,
+			}
+		}
+		delete(r.inflight, run.inv.ID)
+	}
+	r.ready = nil
+	r.mu.Unlock()
+	if len(attempts) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.st.Release(ctx, r.owner, attempts, now); err != nil {
+		r.log.Error("release claimed invocations at shutdown", "err", err, "count", len(attempts))
+	}
 }
 
 // releaseRunning hands the invocations whose handlers are still running back to the
@@ -314,6 +349,7 @@ func (r *Runtime) newInvocation(s fnhost.Submission, now time.Time) (store.NewIn
 		ID: s.ID, Function: s.Function, Trigger: s.Trigger, Event: ev,
 		DedupKey: s.DedupKey, Priority: s.Priority, MaxAttempts: fn.Retry.MaxAttempts,
 		RunAt: s.RunAt, CreatedAt: now,
+		ReceiptKey: s.ReceiptKey, ReceiptVersion: s.ReceiptVersion,
 	}, nil
 }
 
@@ -502,8 +538,11 @@ func (r *Runtime) Cancel(ctx context.Context, id string) (*fnhost.Invocation, er
 		return nil, err
 	}
 	r.mu.Lock()
-	if run, ok := r.inflight[id]; ok && run.cancel != nil {
-		run.cancel(errLeaseLost)
+	if run, ok := r.inflight[id]; ok {
+		run.lost = true
+		if run.cancel != nil {
+			run.cancel(errLeaseLost)
+		}
 	}
 	r.mu.Unlock()
 	return inv, nil
@@ -558,12 +597,15 @@ func (r *Runtime) dispatcher() {
 	}
 }
 
-// claimRound claims as much work as there are free slots and starts it. It returns how
-// many invocations it started, and 0 when there is no free slot.
+// claimRound claims work for the free worker slots and starts it. For functions without
+// a concurrency cap it also claims as much again ahead, into the ready queue, so that a
+// worker that finishes takes its next invocation at once instead of waiting for a
+// claim. It returns how many invocations it claimed.
 func (r *Runtime) claimRound() int {
 	r.mu.Lock()
 	free := r.cfg.Workers - r.busy
-	if free <= 0 {
+	room := 2*r.cfg.Workers - r.busy - len(r.ready)
+	if room <= 0 {
 		r.mu.Unlock()
 		return 0
 	}
@@ -582,7 +624,7 @@ func (r *Runtime) claimRound() int {
 	}
 	r.mu.Unlock()
 
-	started := 0
+	claimed, full := 0, false
 	claim := func(fns []string, limit int) {
 		if limit <= 0 || len(fns) == 0 {
 			return
@@ -597,45 +639,92 @@ func (r *Runtime) claimRound() int {
 			}
 			return
 		}
+		now = time.Now().UTC()
+		var launch []*running
+		r.mu.Lock()
 		for _, inv := range invs {
-			r.launch(inv)
+			run := &running{inv: inv, claimed: now}
+			r.inflight[inv.ID] = run
+			if r.busy < r.cfg.Workers {
+				r.busy++
+				r.busyFn[inv.Function]++
+				launch = append(launch, run)
+			} else {
+				r.ready = append(r.ready, run)
+			}
 		}
-		started += len(invs)
+		r.mu.Unlock()
+		for _, run := range launch {
+			r.workers.Add(1)
+			go r.work(run)
+		}
+		claimed += len(invs)
 		free -= len(invs)
+		if len(invs) == limit {
+			full = true
+		}
 	}
 	slices.Sort(open)
-	claim(open, free)
+	claim(open, room)
 	for _, c := range caps {
 		claim([]string{c.name}, min(c.slots, free))
 	}
-	return started
-}
-
-func (r *Runtime) launch(inv *fnhost.Invocation) {
 	r.mu.Lock()
-	r.busy++
-	r.busyFn[inv.Function]++
+	r.more = full
 	r.mu.Unlock()
-	r.start(inv)
+	return claimed
 }
 
 // start runs a claimed invocation whose worker slot is already taken.
 func (r *Runtime) start(inv *fnhost.Invocation) {
-	run := &running{inv: inv}
+	run := &running{inv: inv, claimed: time.Now().UTC()}
 	r.mu.Lock()
 	r.inflight[inv.ID] = run
 	r.mu.Unlock()
-	if r.m != nil {
-		r.m.inflight.Inc()
-	}
 	r.workers.Add(1)
-	go r.execute(run)
+	go r.work(run)
+}
+
+// work runs run in the worker slot it holds, then the invocations waiting in the ready
+// queue, and gives the slot back when the queue is empty or the runtime is stopping.
+func (r *Runtime) work(run *running) {
+	defer r.workers.Done()
+	for run != nil {
+		r.execute(run)
+		run = r.handOver(run.inv.Function)
+	}
+}
+
+// handOver passes the worker slot held for a finished invocation of function to the next
+// ready invocation, or frees it.
+func (r *Runtime) handOver(function string) *running {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.busyFn[function]--
+	for len(r.ready) > 0 && !r.stopping.Load() {
+		next := r.ready[0]
+		r.ready = r.ready[1:]
+		if next.lost {
+			delete(r.inflight, next.inv.ID)
+			continue
+		}
+		r.busyFn[next.inv.Function]++
+		return next
+	}
+	r.busy--
+	// A capped function's backlog is claimed only as its slots free up.
+	if r.more || r.fns[function].Concurrency > 0 {
+		r.poke()
+	}
+	return nil
 }
 
 // execute runs one attempt and hands its completion to the completer.
 func (r *Runtime) execute(run *running) {
-	defer r.workers.Done()
 	inv := run.inv
+	if r.m != nil {
+		r.m.inflight.Inc()
+	}
 	fn := r.fns[inv.Function]
 	timeout := fn.Timeout
 	if timeout <= 0 {
@@ -669,15 +758,21 @@ func (r *Runtime) execute(run *running) {
 	cancel(nil)
 
 	r.mu.Lock()
-	r.busy--
-	r.busyFn[inv.Function]--
 	released := run.released
 	r.mu.Unlock()
 	if r.m != nil {
 		r.m.inflight.Dec()
 	}
-	r.poke()
 
+	// Queue messages the output emits are enqueued with the success, atomically.
+	var output json.RawMessage
+	var spawn []store.NewInvocation
+	if err == nil {
+		output = res.JSONOutput()
+		if spawn, err = r.emitted(inv, output); err != nil {
+			err = fnhost.Permanent(err)
+		}
+	}
 	log, truncated := logs.result()
 	att := fnhost.Attempt{
 		Number: inv.Attempt, StartedAt: start, FinishedAt: end, DurationMS: ms(end.Sub(start)),
@@ -695,7 +790,8 @@ func (r *Runtime) execute(run *running) {
 	case err == nil:
 		att.Outcome = fnhost.OutcomeSucceeded
 		c.State = fnhost.StateSucceeded
-		c.Output = res.JSONOutput()
+		c.Output = output
+		c.Spawn = spawn
 		if len(fn.Then) > 0 {
 			c.ThenEvent = r.continuationEvent(inv, "fnhost.invocation.succeeded", c.Output)
 		}
@@ -882,8 +978,11 @@ func (r *Runtime) heartbeat() {
 		}
 		r.mu.Lock()
 		for _, id := range lost {
-			if run, ok := r.inflight[id]; ok && run.cancel != nil {
-				run.cancel(errLeaseLost)
+			if run, ok := r.inflight[id]; ok {
+				run.lost = true
+				if run.cancel != nil {
+					run.cancel(errLeaseLost)
+				}
 			}
 		}
 		r.mu.Unlock()

@@ -341,3 +341,55 @@ func actionCmd(g *globals, action, short string) *cobra.Command {
 	cmd.Flags().BoolVar(&g.json, "json", false, "print JSON")
 	return cmd
 }
+
+func enqueueCmd(g *globals) *cobra.Command {
+	var data, delay, dedup string
+	var priority int
+	cmd := &cobra.Command{
+		Use:   "enqueue QUEUE",
+		Short: "Send a message to a durable queue of the running host",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := readData(data)
+			if err != nil {
+				return err
+			}
+			if len(bytes.TrimSpace(body)) == 0 {
+				body = []byte("null")
+			}
+			msg := fnhost.Message{Data: json.RawMessage(body), Delay: delay, DedupKey: dedup, Priority: priority}
+			req, _ := json.Marshal(msg)
+			var out struct {
+				Items []struct {
+					Invocations []struct {
+						ID        string `json:"id"`
+						Function  string `json:"function"`
+						Duplicate bool   `json:"duplicate"`
+					} `json:"invocations"`
+				} `json:"items"`
+			}
+			if _, err := newClient(g).do("POST", "/api/v1/queues/"+url.PathEscape(args[0])+"/messages", req, &out); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd, out)
+			}
+			for _, it := range out.Items {
+				for _, inv := range it.Invocations {
+					dup := ""
+					if inv.Duplicate {
+						dup = "  (duplicate)"
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s  %s%s\n", inv.ID, inv.Function, dup)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&data, "data", "d", "", "the message data: JSON, @file or @- for stdin")
+	cmd.Flags().StringVar(&delay, "delay", "", "deliver after this long (30s, 5m)")
+	cmd.Flags().StringVar(&dedup, "dedup-key", "", "make the message unique for this key")
+	cmd.Flags().IntVar(&priority, "priority", 0, "higher runs first")
+	cmd.Flags().BoolVar(&g.json, "json", false, "print JSON")
+	return cmd
+}
