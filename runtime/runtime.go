@@ -441,10 +441,18 @@ func (r *Runtime) Invoke(ctx context.Context, sub fnhost.Submission, wait time.D
 		return nil, err
 	}
 	ni.Owner, ni.LeaseUntil = r.owner, now.Add(r.cfg.Lease)
-	news := r.expand(nil, ni, []string{fn.Name})
+	started := now
+	inv := &fnhost.Invocation{
+		ID: ni.ID, Function: ni.Function, State: fnhost.StateRunning, Attempt: 1, MaxAttempts: ni.MaxAttempts,
+		Trigger: ni.Trigger, DedupKey: ni.DedupKey, Priority: ni.Priority, RunAt: now, CreatedAt: now,
+		StartedAt: &started, Event: ni.Event,
+	}
 	ch := r.await(ni.ID)
 	defer r.unwait(ni.ID, ch)
-	res, err := r.st.Enqueue(ctx, news)
+	if ni.DedupKey == "" && ni.ReceiptKey == "" && len(fn.Then) == 0 {
+		return r.runFirst(ctx, wctx, inv, ni, ch)
+	}
+	res, err := r.st.Enqueue(ctx, r.expand(nil, ni, []string{fn.Name}))
 	if err != nil || res[0].Duplicate {
 		r.releaseSlot(fn.Name)
 		if err != nil {
@@ -455,18 +463,104 @@ func (r *Runtime) Invoke(ctx context.Context, sub fnhost.Submission, wait time.D
 	if r.m != nil {
 		r.m.submitted.WithLabelValues(ni.Function, ni.Trigger).Inc()
 	}
-	started := now
-	inv := &fnhost.Invocation{
-		ID: ni.ID, Function: ni.Function, State: fnhost.StateRunning, Attempt: 1, MaxAttempts: ni.MaxAttempts,
-		Trigger: ni.Trigger, DedupKey: ni.DedupKey, Priority: ni.Priority, RunAt: now, CreatedAt: now,
-		StartedAt: &started, Event: ni.Event,
-	}
 	r.start(inv)
 	got, err := r.waitOn(wctx, ni.ID, ch, false)
 	if err != nil && ctx.Err() == nil {
 		return r.st.Get(ctx, ni.ID)
 	}
 	return got, err
+}
+
+// inlineBudget is how long a synchronous invocation may run before it is stored. An
+// attempt that ends within it is stored once, finished; a longer one is stored as
+// running when the budget runs out, so that it is leased, visible and cancellable.
+const inlineBudget = 100 * time.Millisecond
+
+// runFirst runs the first attempt of a synchronous invocation before storing it. The
+// caller has not been answered yet, so nothing acknowledged is lost if the host dies
+// meanwhile; what it saves is one write per short invocation.
+func (r *Runtime) runFirst(ctx, wctx context.Context, inv *fnhost.Invocation, ni store.NewInvocation, ch chan *fnhost.Invocation) (*fnhost.Invocation, error) {
+	type outcome struct {
+		c  store.Completion
+		ok bool
+	}
+	run := &running{inv: inv, claimed: inv.CreatedAt}
+	done := make(chan outcome, 1)
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		c, ok := r.attempt(run)
+		done <- outcome{c, ok}
+		if next := r.handOver(inv.Function); next != nil {
+			r.workers.Add(1)
+			go r.work(next)
+		}
+	}()
+	budget := time.NewTimer(inlineBudget)
+	defer budget.Stop()
+	select {
+	case o := <-done:
+		if !o.ok {
+			return nil, ErrStopped
+		}
+		c := o.c
+		ni.Completion = &c
+		if _, err := r.st.Enqueue(ctx, []store.NewInvocation{ni}); err != nil {
+			return nil, fmt.Errorf("submit: %w", err)
+		}
+		if r.m != nil {
+			r.m.submitted.WithLabelValues(ni.Function, ni.Trigger).Inc()
+		}
+		if !c.State.Terminal() {
+			r.wakeAt(c.RunAt)
+			return r.waitOn(wctx, inv.ID, ch, true)
+		}
+		return finished(inv, c, time.Now().UTC()), nil
+	case <-budget.C:
+	}
+	// Still running: store it as running under this host's lease, then let the
+	// completer record the end as for any claimed invocation.
+	if _, err := r.st.Enqueue(ctx, []store.NewInvocation{ni}); err != nil {
+		r.mu.Lock()
+		if run.cancel != nil {
+			run.cancel(errLeaseLost)
+		}
+		r.mu.Unlock()
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	if r.m != nil {
+		r.m.submitted.WithLabelValues(ni.Function, ni.Trigger).Inc()
+	}
+	r.mu.Lock()
+	r.inflight[inv.ID] = run
+	r.mu.Unlock()
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		if o := <-done; o.ok {
+			r.completions <- o.c
+		}
+	}()
+	got, err := r.waitOn(wctx, inv.ID, ch, false)
+	if err != nil && ctx.Err() == nil {
+		return r.st.Get(ctx, inv.ID)
+	}
+	return got, err
+}
+
+// finished is the invocation inv as its completion c leaves it.
+func finished(inv *fnhost.Invocation, c store.Completion, now time.Time) *fnhost.Invocation {
+	out := *inv
+	out.State = c.State
+	out.Output = c.Output
+	if c.Error != "" {
+		e := c.Error
+		out.Error = &e
+	}
+	out.FinishedAt = &now
+	out.LeaseOwner, out.LeaseUntil = "", nil
+	out.Attempts = []fnhost.Attempt{c.Attempt}
+	return &out
 }
 
 func (r *Runtime) waitOrCurrent(ctx, wctx context.Context, id string) (*fnhost.Invocation, error) {
@@ -721,6 +815,14 @@ func (r *Runtime) handOver(function string) *running {
 
 // execute runs one attempt and hands its completion to the completer.
 func (r *Runtime) execute(run *running) {
+	if c, ok := r.attempt(run); ok {
+		r.completions <- c
+	}
+}
+
+// attempt runs one attempt and returns its completion; ok is false when there is
+// nothing to record (the invocation was cancelled, rescued or released meanwhile).
+func (r *Runtime) attempt(run *running) (c store.Completion, ok bool) {
 	inv := run.inv
 	if r.m != nil {
 		r.m.inflight.Inc()
@@ -778,15 +880,15 @@ func (r *Runtime) execute(run *running) {
 		Number: inv.Attempt, StartedAt: start, FinishedAt: end, DurationMS: ms(end.Sub(start)),
 		Log: log, LogTruncated: truncated, Owner: r.owner,
 	}
-	c := store.Completion{ID: inv.ID, Owner: r.owner}
+	c = store.Completion{ID: inv.ID, Owner: r.owner}
 	switch {
 	case released || errors.Is(cause, errShutdown):
 		r.forget(inv.ID)
-		return
+		return c, false
 	case errors.Is(cause, errLeaseLost):
 		r.observe(inv.Function, fnhost.OutcomeCancelled, end.Sub(start))
 		r.forget(inv.ID)
-		return
+		return c, false
 	case err == nil:
 		att.Outcome = fnhost.OutcomeSucceeded
 		c.State = fnhost.StateSucceeded
@@ -813,7 +915,7 @@ func (r *Runtime) execute(run *running) {
 	}
 	c.Attempt = att
 	r.observe(inv.Function, att.Outcome, end.Sub(start))
-	r.completions <- c
+	return c, true
 }
 
 // invoke calls the handler, turning a panic into a failed attempt with its stack logged.
@@ -924,19 +1026,10 @@ func (r *Runtime) complete(batch []store.Completion) {
 		if len(ws) == 0 || !c.State.Terminal() || run == nil {
 			continue
 		}
-		inv := *run.inv
-		inv.State = c.State
-		inv.Output = c.Output
-		if c.Error != "" {
-			e := c.Error
-			inv.Error = &e
-		}
-		inv.FinishedAt = &now
-		inv.LeaseOwner, inv.LeaseUntil = "", nil
-		inv.Attempts = []fnhost.Attempt{c.Attempt}
+		inv := finished(run.inv, c, now)
 		for _, w := range ws {
 			select {
-			case w <- &inv:
+			case w <- inv:
 			default:
 			}
 		}

@@ -49,6 +49,21 @@ type NewInvocation struct {
 	// invocation itself saves the separate claim this way.
 	Owner      string
 	LeaseUntil time.Time
+	// Completion, when set, stores an invocation that already ran, in one write: a host
+	// that ran a short synchronous handler before storing anything stores its outcome
+	// with it. It needs Owner (LeaseUntil may then be zero: no lease is left). The
+	// invocation is inserted claimed by Owner (running, attempt 1, started at
+	// CreatedAt) and the completion is applied to it in the same transaction, exactly as
+	// Complete would apply it: the attempt is recorded as attempt 1, the invocation
+	// becomes succeeded, failed or cancelled, or scheduled (or pending) for a retry at
+	// RunAt, with its output and error; a success wakes its awaiting `then` children
+	// (with ThenEvent) and any other end cancels its awaiting children, among them
+	// those later in the same Enqueue call; Spawn is enqueued. The Completion's ID and
+	// Owner must be the invocation's (empty means the invocation's). When the
+	// invocation is a duplicate (by id, dedup key or receipt), nothing of the completion
+	// is applied and its Spawn is not enqueued. An invocation in a Completion's Spawn
+	// cannot carry a Completion itself.
+	Completion *Completion
 	// ReceiptKey, when set, names the source object the invocation is for (a file, an
 	// S3 object): the store keeps one receipt per function and ReceiptKey holding the
 	// last ReceiptVersion enqueued and that invocation's id. An enqueue whose receipt
@@ -138,6 +153,9 @@ type Store interface {
 	// The continuations of a duplicate that come later in the same call (invocations
 	// whose ParentID is its ID, and theirs, transitively) are not stored either, since
 	// their parent is not: their results hold their own ids, with Duplicate set.
+	//
+	// An invocation with a Completion is stored already finished, its completion applied
+	// in the same transaction (see NewInvocation.Completion).
 	Enqueue(ctx context.Context, invs []NewInvocation) ([]EnqueueResult, error)
 	// Claim moves up to Limit ready invocations to running, owned by Owner until
 	// LeaseUntil, incrementing their attempt number. Higher priority first, then run_at,

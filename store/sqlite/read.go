@@ -191,7 +191,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	st.ByState[fnhost.StateRunning] = running
-	err = s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM invocations INDEXED BY invocations_ready
+	err = s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM invocations INDEXED BY invocations_claim
 		WHERE state IN ('pending', 'scheduled') AND state = 'pending'`).Scan(&pending)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
@@ -217,7 +217,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
 		return st, fmt.Errorf("stats: %w", err)
 	}
 	st.ByState[fnhost.StateSucceeded] = total - others
-	err = s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM invocations INDEXED BY invocations_ready
+	err = s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM invocations INDEXED BY invocations_claim
 		WHERE state IN ('pending', 'scheduled') AND (state = 'pending' OR run_at <= ?)`, micros(now)).Scan(&st.Ready)
 	if err != nil {
 		return st, fmt.Errorf("stats: ready: %w", err)

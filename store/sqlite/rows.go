@@ -121,12 +121,18 @@ const insertColumns = `id, function, state, max_attempts, trigger, dedup_key, pr
 
 const insertWidth = 16
 
+// finishedColumns follow insertColumns for an invocation stored finished; the other
+// rows leave them out (they are NULL), which keeps the common insert narrower.
+const finishedColumns = `, finished_at, output, error`
+
+const finishedWidth = insertWidth + 3
+
 // insertChunk is how many invocations one INSERT statement writes.
 const insertChunk = 64
 
 // newRow is a NewInvocation checked and turned into column values.
 type newRow struct {
-	args     [insertWidth]any
+	args     [finishedWidth]any
 	id       string
 	function string
 	dedupKey string
@@ -135,6 +141,10 @@ type newRow struct {
 	created        int64
 	receiptKey     string
 	receiptVersion string
+	// done is the completion of an invocation stored finished: the row is inserted
+	// in the state the completion leaves it in, and the rest of the completion (the
+	// attempt, the children, the spawned invocations) is applied once it is stored.
+	done *completion
 }
 
 // prepareNew validates invocations and computes their column values. It runs in the
@@ -172,8 +182,36 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 			runAt = created
 		}
 		state := fnhost.StatePending
-		attempt, leaseUntil, startedAt := 0, any(nil), any(nil)
+		attempt, owner, leaseUntil, startedAt := 0, "", any(nil), any(nil)
+		var retryAt, finishedAt, output, errStr any
+		var done *completion
 		switch {
+		case n.Completion != nil:
+			// Inserted as the completion leaves a claimed invocation: it already ran.
+			if n.Owner == "" {
+				return nil, fmt.Errorf("invocation %d (%s): a completion needs an owner", i, n.Function)
+			}
+			if n.Awaiting {
+				return nil, fmt.Errorf("invocation %d (%s): an awaiting invocation cannot have an owner", i, n.Function)
+			}
+			c := *n.Completion
+			if c.ID == "" {
+				c.ID = id
+			}
+			if c.Owner == "" {
+				c.Owner = n.Owner
+			}
+			if c.ID != id || c.Owner != n.Owner {
+				return nil, fmt.Errorf("invocation %d (%s): its completion is for %s owned by %s, not %s owned by %s",
+					i, n.Function, c.ID, c.Owner, id, n.Owner)
+			}
+			comp, err := prepareCompletion(&c, &now)
+			if err != nil {
+				return nil, fmt.Errorf("invocation %d (%s): %w", i, n.Function, err)
+			}
+			done = &comp
+			state, attempt, startedAt = comp.state, 1, micros(created)
+			retryAt, finishedAt, output, errStr = comp.args[2], comp.args[3], comp.args[4], comp.args[5]
 		case n.Owner != "":
 			// Inserted already claimed: the caller runs it at once.
 			if n.Awaiting {
@@ -182,7 +220,7 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 			if n.LeaseUntil.IsZero() {
 				return nil, fmt.Errorf("invocation %d (%s): an owner needs a lease_until", i, n.Function)
 			}
-			state, attempt = fnhost.StateRunning, 1
+			state, attempt, owner = fnhost.StateRunning, 1, n.Owner
 			leaseUntil, startedAt = micros(n.LeaseUntil), micros(created)
 		case n.Awaiting:
 			state = fnhost.StateAwaiting
@@ -193,10 +231,14 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 		if maxAttempts <= 0 {
 			maxAttempts = 1
 		}
+		runAtArg := any(micros(runAt))
+		if retryAt != nil {
+			runAtArg = retryAt // a retry's run_at, as Complete sets it
+		}
 		rows[i] = newRow{
-			args: [insertWidth]any{id, n.Function, string(state), maxAttempts, n.Trigger, n.DedupKey,
-				n.Priority, micros(runAt), micros(created), nullBytes(n.Event), nullString(n.ParentID),
-				string(n.Continuation), attempt, n.Owner, leaseUntil, startedAt},
+			args: [finishedWidth]any{id, n.Function, string(state), maxAttempts, n.Trigger, n.DedupKey,
+				n.Priority, runAtArg, micros(created), nullBytes(n.Event), nullString(n.ParentID),
+				string(n.Continuation), attempt, owner, leaseUntil, startedAt, finishedAt, output, errStr},
 			id:             id,
 			function:       n.Function,
 			dedupKey:       n.DedupKey,
@@ -204,6 +246,7 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 			created:        micros(created),
 			receiptKey:     n.ReceiptKey,
 			receiptVersion: n.ReceiptVersion,
+			done:           done,
 		}
 	}
 	return rows, nil

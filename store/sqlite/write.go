@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/fnhost/fnhost"
@@ -17,6 +15,10 @@ import (
 var (
 	insertSQL = sqlCache{build: func(n int) string {
 		return `INSERT INTO invocations (` + insertColumns + `) VALUES ` + valuesSQL(n, insertWidth) +
+			` ON CONFLICT DO NOTHING`
+	}}
+	insertFinishedSQL = sqlCache{build: func(n int) string {
+		return `INSERT INTO invocations (` + insertColumns + finishedColumns + `) VALUES ` + valuesSQL(n, finishedWidth) +
 			` ON CONFLICT DO NOTHING`
 	}}
 	completeSQL = sqlCache{build: func(n int) string {
@@ -44,6 +46,10 @@ const (
 // inserted again: its result holds the stored invocation's id and Duplicate. The
 // continuations of a duplicate later in invs are not inserted either: their results
 // hold their own ids and Duplicate.
+//
+// An invocation with a Completion is inserted in the state its completion leaves it
+// in; once every row is inserted, the rest of the completions of those stored (not
+// duplicates) is applied as Complete applies it, in the same transaction.
 func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]store.EnqueueResult, error) {
 	if len(invs) == 0 {
 		return nil, nil
@@ -52,15 +58,25 @@ func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]stor
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	weight := len(rows)
+	weight, finished := len(rows), false
 	for i := range rows {
 		if rows[i].receiptKey != "" {
 			weight++
 		}
+		if rows[i].done != nil {
+			weight += rows[i].done.weight()
+			finished = true
+		}
 	}
 	res := make([]store.EnqueueResult, len(rows))
 	err = s.do(ctx, weight, func(w *writer) error {
-		return w.insert(rows, res)
+		if err := w.insert(rows, res); err != nil {
+			return err
+		}
+		if finished {
+			return w.finishInserted(rows, res)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
@@ -88,14 +104,21 @@ func (w *writer) insert(rows []newRow, res []store.EnqueueResult) error {
 			}
 			continue
 		}
+		query, width := insertSQL.get(len(chunk)), insertWidth
+		for i := range chunk {
+			if chunk[i].done != nil {
+				query, width = insertFinishedSQL.get(len(chunk)), finishedWidth
+				break
+			}
+		}
 		args = args[:0]
 		for i := range chunk {
-			args = append(args, chunk[i].args[:]...)
+			args = append(args, chunk[i].args[:width]...)
 		}
 		if _, err := w.exec(`SAVEPOINT chunk`); err != nil {
 			return err
 		}
-		r, err := w.exec(insertSQL.get(len(chunk)), args...)
+		r, err := w.exec(query, args...)
 		var n int64
 		if err == nil {
 			n, err = r.RowsAffected()
@@ -121,6 +144,26 @@ func (w *writer) insert(rows []newRow, res []store.EnqueueResult) error {
 		}
 	}
 	return nil
+}
+
+// finishInserted applies the rest of the completions of the rows stored finished that
+// insert stored (the duplicates are left out): each one's invocation holds attempt 1,
+// started at its creation.
+func (w *writer) finishInserted(rows []newRow, res []store.EnqueueResult) error {
+	var comps []completion
+	applied := make(map[string]claimed)
+	for i := range rows {
+		if rows[i].done == nil || res[i].Duplicate {
+			continue
+		}
+		comps = append(comps, *rows[i].done)
+		applied[rows[i].id] = claimed{attempt: 1, started: sql.NullInt64{Int64: rows[i].created, Valid: true}}
+	}
+	if len(comps) == 0 {
+		return nil
+	}
+	_, err := w.finish(comps, applied)
+	return err
 }
 
 // rowByRow reports whether chunk must be written row by row: it holds a receipt, or a
@@ -172,7 +215,11 @@ func (w *writer) insertOne(row *newRow) (store.EnqueueResult, error) {
 			return store.EnqueueResult{}, err
 		}
 	}
-	r, err := w.exec(insertSQL.get(1), row.args[:]...)
+	query, width := insertSQL.get(1), insertWidth
+	if row.done != nil {
+		query, width = insertFinishedSQL.get(1), finishedWidth
+	}
+	r, err := w.exec(query, row.args[:width]...)
 	if err != nil {
 		return store.EnqueueResult{}, err
 	}
@@ -209,133 +256,6 @@ func (w *writer) queryRow(query string, args ...any) *sql.Row {
 		return w.conn.QueryRowContext(context.Background(), query, args...)
 	}
 	return st.QueryRow(args...)
-}
-
-// claimSQL is the claim statement, with optional filters on the function.
-func claimSQL(only, exclude bool) string {
-	q := `UPDATE invocations SET state = 'running', attempt = attempt + 1, lease_owner = ?1,
-		lease_until = ?2, started_at = ?3, finished_at = NULL
-		WHERE rowid IN (
-			SELECT rowid FROM invocations INDEXED BY invocations_ready
-			WHERE state IN ('pending', 'scheduled') AND (state = 'pending' OR run_at <= ?3)`
-	if only {
-		q += ` AND function IN (SELECT value FROM json_each(?4))`
-	}
-	if exclude {
-		q += ` AND function NOT IN (SELECT value FROM json_each(?5))`
-	}
-	q += ` ORDER BY priority DESC, run_at, id LIMIT ?6)
-		RETURNING id, attempt`
-	return q
-}
-
-// Claim moves up to req.Limit ready invocations to running under req.Owner. Ready means
-// pending, or scheduled with run_at <= req.Now. The result is in claim order: priority
-// (highest first), then run_at, then id; it carries the events but not the attempts.
-//
-// The writer only flips the rows and returns their ids and attempt numbers; the rest
-// of each invocation is read after the commit from a read connection, off the writer.
-func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]*fnhost.Invocation, error) {
-	if req.Limit <= 0 {
-		return nil, nil
-	}
-	if req.Owner == "" {
-		return nil, fmt.Errorf("claim: owner is required")
-	}
-	if req.LeaseUntil.IsZero() {
-		return nil, fmt.Errorf("claim: lease_until is required")
-	}
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	var only, exclude any
-	if len(req.Functions) > 0 {
-		b, _ := json.Marshal(req.Functions)
-		only = string(b)
-	}
-	if len(req.Exclude) > 0 {
-		b, _ := json.Marshal(req.Exclude)
-		exclude = string(b)
-	}
-	query := claimSQL(only != nil, exclude != nil)
-	attempts := make(map[string]int, req.Limit)
-	var ids []string
-	err := s.do(ctx, req.Limit, func(w *writer) error {
-		clear(attempts)
-		ids = ids[:0]
-		rs, err := w.query(query, req.Owner, micros(req.LeaseUntil), micros(now), only, exclude, req.Limit)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		for rs.Next() {
-			var id string
-			var attempt int
-			if err := rs.Scan(&id, &attempt); err != nil {
-				return err
-			}
-			attempts[id] = attempt
-			ids = append(ids, id)
-		}
-		return rs.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	out, err := s.readClaimed(context.WithoutCancel(ctx), ids)
-	if err != nil {
-		return nil, fmt.Errorf("claim: read claimed invocations: %w", err)
-	}
-	started := now.UTC().Truncate(time.Microsecond)
-	lease := req.LeaseUntil.UTC().Truncate(time.Microsecond)
-	for _, inv := range out {
-		// The claim's own values, whatever happened to the row since the commit.
-		inv.State = fnhost.StateRunning
-		inv.Attempt = attempts[inv.ID]
-		inv.LeaseOwner = req.Owner
-		inv.LeaseUntil = &lease
-		inv.StartedAt = &started
-		inv.FinishedAt = nil
-	}
-	slices.SortFunc(out, func(a, b *fnhost.Invocation) int {
-		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
-			return c
-		}
-		if c := a.RunAt.Compare(b.RunAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	return out, nil
-}
-
-// readClaimed reads claimed invocations with their events from the read pool. The ids
-// are held by the caller's lease, so their rows cannot be deleted meanwhile.
-func (s *Store) readClaimed(ctx context.Context, ids []string) ([]*fnhost.Invocation, error) {
-	list, _ := json.Marshal(ids)
-	st, err := s.rstmt(ctx, `SELECT `+invColumns+`, event FROM invocations
-		WHERE id IN (SELECT value FROM json_each(?))`)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := st.QueryContext(ctx, string(list))
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	out := make([]*fnhost.Invocation, 0, len(ids))
-	for rs.Next() {
-		inv, err := scanInvocation(rs, true)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, inv)
-	}
-	return out, rs.Err()
 }
 
 // Heartbeat extends the lease of the invocations still running under owner and returns
@@ -396,58 +316,76 @@ func prepareCompletions(cs []store.Completion) ([]completion, int, error) {
 		if c.ID == "" || c.Owner == "" {
 			return nil, 0, fmt.Errorf("completion %d: id and owner are required", i)
 		}
-		state := c.State
-		switch state {
-		case fnhost.StateSucceeded, fnhost.StateFailed, fnhost.StateCancelled, fnhost.StateScheduled, fnhost.StatePending:
-		default:
-			return nil, 0, fmt.Errorf("completion %s: cannot complete to state %q", c.ID, state)
-		}
-		if len(c.Output) > 0 && !json.Valid(c.Output) {
-			return nil, 0, fmt.Errorf("completion %s: output is not valid JSON", c.ID)
-		}
-		if len(c.ThenEvent) > 0 && !json.Valid(c.ThenEvent) {
-			return nil, 0, fmt.Errorf("completion %s: then event is not valid JSON", c.ID)
-		}
-		finished := c.Attempt.FinishedAt
-		if finished.IsZero() {
-			if now.IsZero() {
-				now = time.Now()
-			}
-			finished = now
-		}
-		var runAt, finishedAt any
-		if state == fnhost.StateScheduled || state == fnhost.StatePending {
-			at := c.RunAt
-			if at.IsZero() {
-				at = finished
-			}
-			if !at.After(finished) {
-				state = fnhost.StatePending
-			}
-			runAt = micros(at)
-		} else {
-			finishedAt = micros(finished)
-		}
-		errStr := c.Error
-		if errStr == "" && state != fnhost.StateSucceeded {
-			errStr = c.Attempt.Error
-		}
-		spawn, err := prepareNew(c.Spawn)
+		comp, err := prepareCompletion(c, &now)
 		if err != nil {
-			return nil, 0, fmt.Errorf("completion %s: spawn: %w", c.ID, err)
+			return nil, 0, err
 		}
-		out[i] = completion{
-			c:        c,
-			args:     [completeWidth]any{c.ID, string(state), runAt, finishedAt, nullBytes(c.Output), nullString(errStr), c.Owner},
-			finished: finished,
-			state:    state,
-			spawn:    spawn,
-			dup:      seen[c.ID],
-		}
+		comp.dup = seen[c.ID]
+		out[i] = comp
 		seen[c.ID] = true
-		rows += 2 + len(spawn)
+		rows += comp.weight()
 	}
 	return out, rows, nil
+}
+
+// weight is the rows applying the completion writes, less the invocation's own.
+func (c *completion) weight() int { return 2 + len(c.spawn) }
+
+// prepareCompletion checks one completion and computes its column values. A finish
+// time it lacks is *now, which it sets on first use.
+func prepareCompletion(c *store.Completion, now *time.Time) (completion, error) {
+	state := c.State
+	switch state {
+	case fnhost.StateSucceeded, fnhost.StateFailed, fnhost.StateCancelled, fnhost.StateScheduled, fnhost.StatePending:
+	default:
+		return completion{}, fmt.Errorf("completion %s: cannot complete to state %q", c.ID, state)
+	}
+	if len(c.Output) > 0 && !json.Valid(c.Output) {
+		return completion{}, fmt.Errorf("completion %s: output is not valid JSON", c.ID)
+	}
+	if len(c.ThenEvent) > 0 && !json.Valid(c.ThenEvent) {
+		return completion{}, fmt.Errorf("completion %s: then event is not valid JSON", c.ID)
+	}
+	finished := c.Attempt.FinishedAt
+	if finished.IsZero() {
+		if now.IsZero() {
+			*now = time.Now()
+		}
+		finished = *now
+	}
+	var runAt, finishedAt any
+	if state == fnhost.StateScheduled || state == fnhost.StatePending {
+		at := c.RunAt
+		if at.IsZero() {
+			at = finished
+		}
+		if !at.After(finished) {
+			state = fnhost.StatePending
+		}
+		runAt = micros(at)
+	} else {
+		finishedAt = micros(finished)
+	}
+	errStr := c.Error
+	if errStr == "" && state != fnhost.StateSucceeded {
+		errStr = c.Attempt.Error
+	}
+	spawn, err := prepareNew(c.Spawn)
+	if err != nil {
+		return completion{}, fmt.Errorf("completion %s: spawn: %w", c.ID, err)
+	}
+	for i := range spawn {
+		if spawn[i].done != nil {
+			return completion{}, fmt.Errorf("completion %s: spawn %d: a spawned invocation cannot carry a completion", c.ID, i)
+		}
+	}
+	return completion{
+		c:        c,
+		args:     [completeWidth]any{c.ID, string(state), runAt, finishedAt, nullBytes(c.Output), nullString(errStr), c.Owner},
+		finished: finished,
+		state:    state,
+		spawn:    spawn,
+	}, nil
 }
 
 // Complete records finished attempts: the invocation's next state, its attempt row, the
@@ -481,7 +419,7 @@ type claimed struct {
 
 func (w *writer) complete(comps []completion) ([]string, error) {
 	applied := make(map[string]claimed, len(comps))
-	args := make([]any, 0, min(len(comps), rowChunk)*attemptWidth)
+	args := make([]any, 0, min(len(comps), rowChunk)*completeWidth)
 	var batch []*completion
 	flush := func() error {
 		if len(batch) == 0 {
@@ -521,10 +459,17 @@ func (w *writer) complete(comps []completion) ([]string, error) {
 	if err := flush(); err != nil {
 		return nil, err
 	}
+	return w.finish(comps, applied)
+}
 
+// finish applies the rest of the completions whose invocation is in applied, with the
+// attempt number and start time it holds: the attempt rows, the wake-up or cancellation
+// of their awaiting children, the invocations they spawn. It returns the ids of the
+// others, dropped.
+func (w *writer) finish(comps []completion, applied map[string]claimed) ([]string, error) {
 	var dropped []string
 	var parents []string
-	args = args[:0]
+	args := make([]any, 0, min(len(comps), rowChunk)*attemptWidth)
 	n := 0
 	for i := range comps {
 		c := &comps[i]

@@ -12,7 +12,14 @@
 //     a duplicate of it is not leased to the second caller.
 //   - Claim returns the invocations in claim order (priority desc, run_at, id), with
 //     their events and without attempts; scheduled invocations are ready when
-//     run_at <= Now.
+//     run_at <= Now. The order holds across the functions of a claim; a claim never
+//     takes an invocation of a function it does not ask for, however large that
+//     function's backlog.
+//   - Enqueue with a Completion stores the invocation as Enqueue with Owner and then
+//     Complete would leave it, field for field and attempt for attempt: attempt 1
+//     starts at CreatedAt unless the Completion's attempt says otherwise; the awaiting
+//     children later in the same call are woken or cancelled. A duplicate applies
+//     nothing of its Completion.
 //   - Complete numbers the attempt it records with the invocation's attempt count; a
 //     success wakes the awaiting `then` children (with ThenEvent as their event) and
 //     cancels the other awaiting children; a failure or cancellation cancels every
@@ -69,6 +76,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimOrderAndLimit", testClaimOrderAndLimit},
 		{"ClaimFilters", testClaimFilters},
 		{"ClaimConcurrent", testClaimConcurrent},
+		{"ClaimBesideBacklog", testClaimBesideBacklog},
+		{"ClaimOrderAcrossFunctions", testClaimOrderAcrossFunctions},
 		{"Heartbeat", testHeartbeat},
 		{"CompleteSucceeded", testCompleteSucceeded},
 		{"CompleteRetry", testCompleteRetry},
@@ -98,6 +107,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReceiptsAndDedup", testReceiptsAndDedup},
 		{"ReceiptsInOneBatch", testReceiptsInOneBatch},
 		{"SkipChildrenOfDuplicates", testSkipChildrenOfDuplicates},
+		{"EnqueueFinishedSucceeded", testEnqueueFinishedSucceeded},
+		{"EnqueueFinishedFailed", testEnqueueFinishedFailed},
+		{"EnqueueFinishedRetry", testEnqueueFinishedRetry},
+		{"EnqueueFinishedThen", testEnqueueFinishedThen},
+		{"EnqueueFinishedSpawn", testEnqueueFinishedSpawn},
+		{"EnqueueFinishedDuplicate", testEnqueueFinishedDuplicate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
