@@ -29,21 +29,32 @@ func (s *Store) rstmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// txQueryRow and txQuery run a read-pool statement inside the read transaction tx.
-func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
-	st, err := s.rstmt(ctx, query)
-	if err != nil {
-		return tx.QueryRowContext(ctx, query, args...)
+// cachedStmt returns the pool statement for query if it is prepared already. If not,
+// it prepares it in the background for the next call and returns nil: a caller inside
+// a read transaction holds one pool connection, and preparing on the pool needs
+// another, so two such callers could otherwise wait for each other forever.
+func (s *Store) cachedStmt(query string) *sql.Stmt {
+	if st, ok := s.rstmts.Load(query); ok {
+		return st.(*sql.Stmt)
 	}
-	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	go func() { _, _ = s.rstmt(context.Background(), query) }()
+	return nil
+}
+
+// txQueryRow and txQuery run a query inside the read transaction tx, through the
+// pool's prepared statement once there is one.
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if st := s.cachedStmt(query); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
 }
 
 func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
-	st, err := s.rstmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := s.cachedStmt(query); st != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
-	return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	return tx.QueryContext(ctx, query, args...)
 }
 
 // Get returns one invocation with its event and its attempts, ordered by number.
