@@ -19,6 +19,7 @@ import (
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
+	"github.com/fnhost/fnhost/triggers"
 )
 
 // apiError is the JSON body of every error answer: {"error": {"code", "message"}}.
@@ -153,8 +154,22 @@ func (h *Host) functionView(f *manifest.Function) FunctionView {
 	case "http":
 		v.Handler = f.Handler.HTTP
 	}
-	for _, t := range f.Triggers {
-		v.Triggers = append(v.Triggers, h.triggerView(t))
+	var built []triggers.Trigger // h.triggers holds f's triggers in manifest order
+	for _, nt := range h.triggers {
+		if nt.function == f.Name {
+			built = append(built, nt.t)
+		}
+	}
+	for i, t := range f.Triggers {
+		tv := h.triggerView(t)
+		if i < len(built) {
+			if nf, ok := built[i].(triggers.NextFirer); ok {
+				if at, ok := nf.NextFire(); ok {
+					tv.NextFire = &at
+				}
+			}
+		}
+		v.Triggers = append(v.Triggers, tv)
 	}
 	return v
 }

@@ -31,6 +31,8 @@ import (
 
 	// The embedded default store and the trigger kinds.
 	_ "github.com/fnhost/fnhost/store/sqlite"
+	_ "github.com/fnhost/fnhost/triggers/cron"
+	_ "github.com/fnhost/fnhost/triggers/fs"
 	_ "github.com/fnhost/fnhost/triggers/http"
 	_ "github.com/fnhost/fnhost/triggers/queue"
 )

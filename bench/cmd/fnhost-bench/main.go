@@ -84,6 +84,8 @@ func main() {
 		{"sustained", benchSustained},
 		{"http", benchHTTP},
 		{"exec", benchExec},
+		{"fs", benchFS},
+		{"cron", benchCron},
 	}
 	for i, s := range sections {
 		if *flagOnly != "" && !strings.Contains(s.name, *flagOnly) {
