@@ -69,7 +69,7 @@ func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]stor
 		}
 	}
 	res := make([]store.EnqueueResult, len(rows))
-	err = s.do(ctx, weight, func(w *writer) error {
+	r := &request{ctx: ctx, rows: weight, run: func(w *writer) error {
 		if err := w.insert(rows, res); err != nil {
 			return err
 		}
@@ -77,11 +77,27 @@ func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]stor
 			return w.finishInserted(rows, res)
 		}
 		return nil
-	})
-	if err != nil {
+	}}
+	if isPlain(invs) {
+		r.plain, r.res = rows, res
+	}
+	if err := s.send(ctx, r); err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	return res, nil
+}
+
+// isPlain reports whether invs are all plain new invocations: no receipt, dedup key,
+// completion, owner or parent. Only a conflicting id can make such a row not insert,
+// so the writer may insert them in one statement with those of other plain Enqueues.
+func isPlain(invs []store.NewInvocation) bool {
+	for i := range invs {
+		n := &invs[i]
+		if n.ReceiptKey != "" || n.DedupKey != "" || n.Completion != nil || n.Owner != "" || n.ParentID != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // insert writes new invocations, insertChunk per statement. res, when not nil, receives

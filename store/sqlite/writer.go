@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/fnhost/fnhost/store"
 )
 
 // request is one write waiting for the writer goroutine. run executes it inside the
@@ -13,6 +15,11 @@ type request struct {
 	rows int
 	run  func(w *writer) error
 	done chan error
+	// plain, when set, are the rows of an Enqueue whose invocations are all plain (see
+	// isPlain), and res its results: the writer may insert them together with those of
+	// the plain requests next to it in the batch, rather than through run.
+	plain []newRow
+	res   []store.EnqueueResult
 }
 
 // writer owns the single write connection and its prepared statements. Only the writer
@@ -70,13 +77,18 @@ func (w *writer) query(query string, args ...any) (*sql.Rows, error) {
 // the transaction is in progress, do returns ctx.Err() at once, and the request's
 // effects may or may not be committed.
 func (s *Store) do(ctx context.Context, rows int, run func(w *writer) error) error {
+	return s.send(ctx, &request{ctx: ctx, rows: rows, run: run})
+}
+
+// send queues r, as do does, and waits for its answer.
+func (s *Store) send(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := s.broken.Load(); err != nil {
 		return *err
 	}
-	r := &request{ctx: ctx, rows: rows, run: run, done: make(chan error, 1)}
+	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
 	case <-s.quit:
@@ -175,21 +187,48 @@ func (s *Store) runBatch(batch []*request) {
 			return
 		}
 	} else {
-		for i, r := range live {
+		// runOne runs live[i] in its own savepoint; an error it returns breaks the
+		// transaction.
+		runOne := func(i int) error {
 			if _, err := w.exec(`SAVEPOINT req`); err != nil {
-				fail(fmt.Errorf("savepoint: %w", err))
-				return
+				return fmt.Errorf("savepoint: %w", err)
 			}
-			if err := r.runOn(w); err != nil {
+			if err := live[i].runOn(w); err != nil {
 				errs[i] = err
 				if _, rerr := w.exec(`ROLLBACK TO req`); rerr != nil {
-					fail(fmt.Errorf("roll back a failed request (%v): %w", err, rerr))
-					return
+					return fmt.Errorf("roll back a failed request (%v): %w", err, rerr)
 				}
 			}
 			if _, err := w.exec(`RELEASE req`); err != nil {
-				fail(fmt.Errorf("release savepoint: %w", err))
-				return
+				return fmt.Errorf("release savepoint: %w", err)
+			}
+			return nil
+		}
+		for i := 0; i < len(live); {
+			j := i
+			for j < len(live) && live[j].plain != nil {
+				j++
+			}
+			if j-i > 1 {
+				// A run of plain Enqueues: one insert for all, or, if some row of
+				// theirs conflicts or fails, each request on its own as usual.
+				done, err := w.insertPlain(live[i:j])
+				if err != nil {
+					fail(err)
+					return
+				}
+				if done {
+					i = j
+					continue
+				}
+			} else {
+				j = i + 1
+			}
+			for ; i < j; i++ {
+				if err := runOne(i); err != nil {
+					fail(err)
+					return
+				}
 			}
 		}
 	}
@@ -216,6 +255,65 @@ func (s *Store) runBatch(batch []*request) {
 	if len(ok) > 0 {
 		s.syncQ <- ok
 	}
+}
+
+// insertPlain inserts the rows of plain Enqueue requests together, insertChunk rows per
+// statement, in one savepoint, and fills in their results. If a row conflicts (its id is
+// already stored, or repeated among reqs) or a statement fails, it rolls the savepoint
+// back and reports false, leaving the requests for the caller to run one by one, which
+// tells each its duplicates or its error. An error it returns breaks the transaction.
+func (w *writer) insertPlain(reqs []*request) (bool, error) {
+	if _, err := w.exec(`SAVEPOINT plain`); err != nil {
+		return false, fmt.Errorf("savepoint: %w", err)
+	}
+	ok := w.insertPlainRows(reqs)
+	if !ok {
+		if _, err := w.exec(`ROLLBACK TO plain`); err != nil {
+			return false, fmt.Errorf("roll back a combined insert: %w", err)
+		}
+	}
+	if _, err := w.exec(`RELEASE plain`); err != nil {
+		return false, fmt.Errorf("release savepoint: %w", err)
+	}
+	if ok {
+		for _, r := range reqs {
+			for k := range r.plain {
+				r.res[k] = store.EnqueueResult{ID: r.plain[k].id}
+			}
+		}
+	}
+	return ok, nil
+}
+
+// insertPlainRows runs the inserts of insertPlain and reports whether every row was
+// inserted.
+func (w *writer) insertPlainRows(reqs []*request) bool {
+	total := 0
+	for _, r := range reqs {
+		total += len(r.plain)
+	}
+	args := make([]any, 0, min(total, insertChunk)*insertWidth)
+	n := 0
+	flush := func() bool {
+		res, err := w.exec(insertSQL.get(n), args...)
+		if err != nil {
+			return false
+		}
+		got, err := res.RowsAffected()
+		ok := err == nil && got == int64(n)
+		args, n = args[:0], 0
+		return ok
+	}
+	for _, r := range reqs {
+		for k := range r.plain {
+			args = append(args, r.plain[k].args[:insertWidth]...)
+			n++
+			if n == insertChunk && !flush() {
+				return false
+			}
+		}
+	}
+	return n == 0 || flush()
 }
 
 // syncLoop syncs the write-ahead log for the committed transactions the writer hands
