@@ -803,6 +803,10 @@ func (r *Runtime) handOver(function string) *running {
 			continue
 		}
 		r.busyFn[next.inv.Function]++
+		// Refill the ready queue before it runs dry.
+		if r.more && len(r.ready) < r.cfg.Workers {
+			r.poke()
+		}
 		return next
 	}
 	r.busy--
