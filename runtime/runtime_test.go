@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/runtimetest"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
@@ -65,11 +65,7 @@ type fnSpec struct {
 
 func setup(t *testing.T, cfg runtime.Config, specs ...fnSpec) *bundle {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fnhost.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := runtimetest.OpenStore(t, sqlite.Options{})
 	for _, s := range specs {
 		if s.attempts == 0 {
 			s.attempts = 3
@@ -83,22 +79,7 @@ func setup(t *testing.T, cfg runtime.Config, specs ...fnSpec) *bundle {
 		})
 	}
 	cfg.Store = st
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 50 * time.Millisecond
-	}
-	rt, err := runtime.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rt.Stop(ctx)
-	})
-	return &bundle{rt: rt, st: st}
+	return &bundle{rt: runtimetest.Start(t, cfg), st: st}
 }
 
 func (b *bundle) submit(t *testing.T, function string, data string) string {

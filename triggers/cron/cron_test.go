@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/runtimetest"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
@@ -32,30 +33,15 @@ type bundle struct {
 func setup(t *testing.T, fn string, h fnhost.HandlerFunc) *bundle {
 	t.Helper()
 	// Several triggers and the test read at once: more read connections than cores.
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fnhost.db"), sqlite.Options{ReadConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := runtimetest.OpenStore(t, sqlite.Options{ReadConns: 8})
 	if h == nil {
 		h = func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 			return fnhost.Result{Output: ev.Data}, nil
 		}
 	}
-	rt, err := runtime.New(runtime.Config{
-		Store: st, Workers: 8, PollInterval: 50 * time.Millisecond,
+	rt := runtimetest.Start(t, runtime.Config{
+		Store: st, Workers: 8,
 		Functions: []*runtime.Function{{Name: fn, Handler: h, Timeout: time.Minute, Retry: manifest.Retry{MaxAttempts: 1}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rt.Stop(ctx)
 	})
 	return &bundle{fn: fn, rt: rt, st: st}
 }

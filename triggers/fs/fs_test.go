@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/runtimetest"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
@@ -68,10 +69,7 @@ func setup(t *testing.T) *bundle {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(tmp, "fnhost.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := runtimetest.OpenStore(t, sqlite.Options{})
 	// Every bundle has its own function name: the events counter is per process.
 	b := &bundle{t: t, fn: fmt.Sprintf("watch%d", bundles.Add(1)), dir: dir, st: st, reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	handler := fnhost.HandlerFunc(func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
@@ -87,25 +85,17 @@ func setup(t *testing.T) *bundle {
 		b.mu.Unlock()
 		return fnhost.Result{}, nil
 	})
-	rt, err := runtime.New(runtime.Config{
-		Store: st, PollInterval: 50 * time.Millisecond, Workers: 8,
-		Functions: []*runtime.Function{{Name: b.fn, Handler: handler, Timeout: 10 * time.Second,
-			Retry: manifest.Retry{MaxAttempts: 1, Backoff: "fixed", InitialInterval: 10 * time.Millisecond}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	b.rt, b.sub = rt, rt
 	t.Cleanup(func() {
-		_ = rt.Stop(context.Background())
-		st.Close()
 		if t.Failed() {
 			t.Logf("trigger log:\n%s", b.logs.String())
 		}
 	})
+	rt := runtimetest.Start(t, runtime.Config{
+		Store: st, Workers: 8,
+		Functions: []*runtime.Function{{Name: b.fn, Handler: handler, Timeout: 10 * time.Second,
+			Retry: manifest.Retry{MaxAttempts: 1, Backoff: "fixed", InitialInterval: 10 * time.Millisecond}}},
+	})
+	b.rt, b.sub = rt, rt
 	return b
 }
 

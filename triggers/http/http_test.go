@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/runtimetest"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
@@ -58,11 +58,7 @@ func returns(out string) fnhost.HandlerFunc {
 
 func setup(t *testing.T, hostLimit int64, fns ...fn) *bundle {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fnhost.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := runtimetest.OpenStore(t, sqlite.Options{})
 	m := &manifest.Manifest{Version: 1, Functions: map[string]*manifest.Function{}}
 	m.Host.MaxBodyBytes = hostLimit
 	var rfns []*runtime.Function
@@ -82,18 +78,7 @@ func setup(t *testing.T, hostLimit int64, fns ...fn) *bundle {
 		m.Order = append(m.Order, f.name)
 		rfns = append(rfns, &runtime.Function{Name: f.name, Handler: f.handler, Timeout: f.timeout, Retry: retry})
 	}
-	rt, err := runtime.New(runtime.Config{Store: st, Functions: rfns, PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rt.Stop(ctx)
-	})
+	rt := runtimetest.Start(t, runtime.Config{Store: st, Functions: rfns})
 	b := &bundle{t: t, rt: rt, st: st, reg: prometheus.NewRegistry()}
 	mux := http.NewServeMux()
 	for _, name := range m.Order {
@@ -554,11 +539,7 @@ func TestRoutes(t *testing.T) {
 
 func TestConflictingRoutesAreAnError(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fnhost.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := runtimetest.OpenStore(t, sqlite.Options{})
 	rt, err := runtime.New(runtime.Config{Store: st, Functions: []*runtime.Function{{Name: "a", Handler: fnhost.HandlerFunc(echo)}}})
 	if err != nil {
 		t.Fatal(err)
