@@ -853,11 +853,17 @@ func (r *Runtime) attempt(run *running) (c store.Completion, ok bool) {
 	})
 	var ev fnhost.Event
 	var res fnhost.Result
-	err := json.Unmarshal(inv.Event, &ev)
-	if err != nil {
-		err = fnhost.Permanent(fmt.Errorf("decode event: %w", err))
-	} else {
-		res, err = r.invoke(ctx, fn, ev, logs)
+	var err error
+	switch {
+	case inv.Attempt > inv.MaxAttempts:
+		// Lost attempts count: a job that keeps taking its host down runs out of them.
+		err = fnhost.Permanent(fmt.Errorf("attempts exhausted: this would be attempt %d of %d, the earlier ones were lost with their host", inv.Attempt, inv.MaxAttempts))
+	default:
+		if err = json.Unmarshal(inv.Event, &ev); err != nil {
+			err = fnhost.Permanent(fmt.Errorf("decode event: %w", err))
+		} else {
+			res, err = r.invoke(ctx, fn, ev, logs)
+		}
 	}
 	end := time.Now().UTC()
 	cause := context.Cause(ctx)

@@ -418,3 +418,46 @@ func TestInvokeRunsInline(t *testing.T) {
 		t.Fatalf("unknown function: %v", err)
 	}
 }
+
+// TestLostAttemptsCount: an invocation whose attempts were all lost with their host is
+// failed, not run again forever.
+func TestLostAttemptsCount(t *testing.T) {
+	var runs atomic.Int32
+	b := setup(t, runtime.Config{}, fnSpec{name: "crashy", attempts: 2, onFailure: "alert", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
+		runs.Add(1)
+		return fnhost.Result{}, nil
+	}}, fnSpec{name: "alert", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
+		return fnhost.Result{}, nil
+	}})
+	// Another host claims it twice and dies each time.
+	id := fnhost.NewID()
+	now := time.Now().UTC()
+	if _, err := b.st.Enqueue(context.Background(), []store.NewInvocation{{
+		ID: id, Function: "crashy", Trigger: "test", Event: json.RawMessage(`{"specversion":"1.0","id":"x","source":"t","type":"t"}`),
+		MaxAttempts: 2, CreatedAt: now, RunAt: now.Add(time.Hour),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		later := now.Add(2 * time.Hour)
+		claimed, err := b.st.Claim(context.Background(), store.ClaimRequest{Owner: "dead-host", Now: later, LeaseUntil: later, Limit: 1, Functions: []string{"crashy"}})
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("claim as the dead host: %v %d", err, len(claimed))
+		}
+		if _, err := b.st.Rescue(context.Background(), later.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rescued, it is pending again: this runtime claims it as attempt 3 of 2.
+	inv := b.wait(t, id)
+	if inv.State != fnhost.StateFailed || outcomes(inv) != "lost,lost,failed" || !strings.Contains(*inv.Error, "attempts exhausted") {
+		t.Fatalf("state %s attempts %s error %v", inv.State, outcomes(inv), inv.Error)
+	}
+	if runs.Load() != 0 {
+		t.Fatalf("the handler ran %d times past the attempt budget", runs.Load())
+	}
+	page, _ := b.st.List(context.Background(), store.Filter{Function: "alert", ParentID: id})
+	if len(page.Items) != 1 {
+		t.Fatalf("on_failure ran %d times, want once", len(page.Items))
+	}
+}

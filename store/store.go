@@ -174,8 +174,10 @@ type Store interface {
 	// count against max_attempts (max_attempts grows by one).
 	Release(ctx context.Context, owner string, attempts map[string]fnhost.Attempt, now time.Time) error
 	// Rescue returns running invocations whose lease expired before now to pending,
-	// recording the attempt as lost. A lost attempt counts: a job that keeps killing its
-	// host still runs out of attempts. It returns how many it rescued.
+	// recording the attempt as lost. A lost attempt counts: claimed again, the invocation
+	// gets the next attempt number, and the executor fails one claimed beyond its
+	// max_attempts without running it, so a job that keeps killing its host still runs
+	// out of attempts. It returns how many it rescued.
 	Rescue(ctx context.Context, now time.Time) (int, error)
 	// Get returns one invocation with its attempts.
 	Get(ctx context.Context, id string) (*fnhost.Invocation, error)
