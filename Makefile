@@ -4,7 +4,7 @@ BIN     := $(CURDIR)/.cache/bin
 PKGS    := ./...
 FUZZTIME ?= 15s
 
-.PHONY: all build test unit e2e fuzz lint tools bench run clean
+.PHONY: all build test unit race fuzz lint tools bench run clean
 
 all: build
 

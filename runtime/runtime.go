@@ -505,7 +505,8 @@ func (r *Runtime) runFirst(ctx, wctx context.Context, inv *fnhost.Invocation, ni
 		}
 		c := o.c
 		ni.Completion = &c
-		if _, err := r.st.Enqueue(ctx, []store.NewInvocation{ni}); err != nil {
+		// The attempt has run: record it even if the caller has gone meanwhile.
+		if _, err := r.st.Enqueue(context.WithoutCancel(ctx), []store.NewInvocation{ni}); err != nil {
 			return nil, fmt.Errorf("submit: %w", err)
 		}
 		if r.m != nil {
@@ -520,7 +521,7 @@ func (r *Runtime) runFirst(ctx, wctx context.Context, inv *fnhost.Invocation, ni
 	}
 	// Still running: store it as running under this host's lease, then let the
 	// completer record the end as for any claimed invocation.
-	if _, err := r.st.Enqueue(ctx, []store.NewInvocation{ni}); err != nil {
+	if _, err := r.st.Enqueue(context.WithoutCancel(ctx), []store.NewInvocation{ni}); err != nil {
 		r.mu.Lock()
 		if run.cancel != nil {
 			run.cancel(errLeaseLost)
