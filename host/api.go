@@ -16,33 +16,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/httpjson"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
 	"github.com/fnhost/fnhost/triggers"
 )
 
-// apiError is the JSON body of every error answer: {"error": {"code", "message"}}.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
-	var e apiError
-	e.Error.Code = code
-	e.Error.Message = fmt.Sprintf(format, args...)
-	writeJSON(w, status, e)
+	httpjson.WriteError(w, status, httpjson.Error{Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 func (h *Host) routes() {
@@ -307,8 +291,7 @@ func (h *Host) invoke(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !inv.State.Terminal() {
-			w.Header().Set("Location", "/api/v1/invocations/"+inv.ID)
-			writeJSON(w, http.StatusAccepted, accepted{ID: inv.ID, Function: name, State: inv.State, StatusURL: "/api/v1/invocations/" + inv.ID})
+			httpjson.WriteAccepted(w, httpjson.Accepted{ID: inv.ID, Function: name, State: inv.State})
 			return
 		}
 		writeJSON(w, http.StatusOK, inv)
@@ -323,20 +306,11 @@ func (h *Host) invoke(w http.ResponseWriter, r *http.Request) {
 	if !sub.RunAt.IsZero() && sub.RunAt.After(time.Now()) {
 		state = fnhost.StateScheduled
 	}
-	a := accepted{ID: res[0].ID, Function: name, State: state, StatusURL: "/api/v1/invocations/" + res[0].ID, Duplicate: res[0].Duplicate}
+	a := httpjson.Accepted{ID: res[0].ID, Function: name, State: state, Duplicate: res[0].Duplicate}
 	if a.Duplicate {
 		a.State = ""
 	}
-	w.Header().Set("Location", a.StatusURL)
-	writeJSON(w, http.StatusAccepted, a)
-}
-
-type accepted struct {
-	ID        string       `json:"id"`
-	Function  string       `json:"function"`
-	State     fnhost.State `json:"state,omitempty"`
-	StatusURL string       `json:"status_url"`
-	Duplicate bool         `json:"duplicate"`
+	httpjson.WriteAccepted(w, a)
 }
 
 func (h *Host) submitError(w http.ResponseWriter, err error) {

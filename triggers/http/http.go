@@ -15,7 +15,6 @@ package http
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/httpjson"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/store"
 	"github.com/fnhost/fnhost/triggers"
@@ -259,24 +259,13 @@ func (t *Trigger) tooLarge(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 // accepted is the answer of an async route, and of a sync route whose invocation has
 // not finished in time.
-type accepted struct {
-	ID        string       `json:"id"`
-	Function  string       `json:"function"`
-	State     fnhost.State `json:"state,omitempty"`
-	StatusURL string       `json:"status_url"`
-	Duplicate bool         `json:"duplicate"`
-}
-
-// StatusURL is where the API shows an invocation.
-func StatusURL(id string) string { return "/api/v1/invocations/" + id }
-
 func (t *Trigger) submit(w nethttp.ResponseWriter, r *nethttp.Request, sub fnhost.Submission) {
 	res, err := t.sub.Submit(r.Context(), sub)
 	if err != nil || len(res) != 1 {
 		t.submitFailed(w, r, err)
 		return
 	}
-	a := accepted{ID: res[0].ID, Function: t.function, State: fnhost.StatePending, StatusURL: StatusURL(res[0].ID), Duplicate: res[0].Duplicate}
+	a := httpjson.Accepted{ID: res[0].ID, Function: t.function, State: fnhost.StatePending, Duplicate: res[0].Duplicate}
 	if a.Duplicate {
 		a.State = ""
 		if t.st != nil {
@@ -285,8 +274,7 @@ func (t *Trigger) submit(w nethttp.ResponseWriter, r *nethttp.Request, sub fnhos
 			}
 		}
 	}
-	w.Header().Set("Location", a.StatusURL)
-	writeJSON(w, nethttp.StatusAccepted, a)
+	httpjson.WriteAccepted(w, a)
 }
 
 func (t *Trigger) invoke(w nethttp.ResponseWriter, r *nethttp.Request, sub fnhost.Submission) {
@@ -323,8 +311,8 @@ func (t *Trigger) invoke(w nethttp.ResponseWriter, r *nethttp.Request, sub fnhos
 		}
 		writeError(w, nethttp.StatusBadGateway, code, msg, inv.ID)
 	default:
-		w.Header().Set("Location", StatusURL(inv.ID))
-		writeJSON(w, nethttp.StatusAccepted, accepted{ID: inv.ID, Function: t.function, State: inv.State, StatusURL: StatusURL(inv.ID), Duplicate: dup})
+		w.Header().Set("Location", httpjson.StatusURL(inv.ID))
+		httpjson.WriteAccepted(w, httpjson.Accepted{ID: inv.ID, Function: t.function, State: inv.State, Duplicate: dup})
 	}
 }
 
@@ -339,31 +327,6 @@ func (t *Trigger) submitFailed(w nethttp.ResponseWriter, r *nethttp.Request, err
 	writeError(w, nethttp.StatusServiceUnavailable, "unavailable", "the event could not be persisted; deliver it again", "")
 }
 
-// errorBody is the JSON of every error answer: {"error": {"code", "message"}}, with the
-// invocation when there is one.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code         string `json:"code"`
-	Message      string `json:"message"`
-	InvocationID string `json:"invocation_id,omitempty"`
-	StatusURL    string `json:"status_url,omitempty"`
-}
-
 func writeError(w nethttp.ResponseWriter, status int, code, msg, id string) {
-	d := errorDetail{Code: code, Message: msg, InvocationID: id}
-	if id != "" {
-		d.StatusURL = StatusURL(id)
-	}
-	writeJSON(w, status, errorBody{Error: d})
-}
-
-func writeJSON(w nethttp.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	httpjson.WriteError(w, status, httpjson.Error{Code: code, Message: msg, InvocationID: id})
 }
