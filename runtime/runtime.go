@@ -106,6 +106,7 @@ type Runtime struct {
 type running struct {
 	inv      *fnhost.Invocation
 	cancel   context.CancelCauseFunc
+	ev       *fnhost.Event // the decoded event, when the runtime has it at hand
 	claimed  time.Time
 	started  time.Time
 	released bool
@@ -338,9 +339,7 @@ func (r *Runtime) newInvocation(s fnhost.Submission, now time.Time) (store.NewIn
 	if s.ID == "" {
 		s.ID = fnhost.NewIDAt(now)
 	}
-	if s.Event.ID == "" {
-		s.Event = fnhost.NewEvent("fnhost/"+s.Trigger, "fnhost.invoke", "", s.Event.Data)
-	}
+	completeEvent(&s)
 	ev, err := json.Marshal(s.Event)
 	if err != nil {
 		return store.NewInvocation{}, fmt.Errorf("submit: encode event: %w", err)
@@ -351,6 +350,13 @@ func (r *Runtime) newInvocation(s fnhost.Submission, now time.Time) (store.NewIn
 		RunAt: s.RunAt, CreatedAt: now,
 		ReceiptKey: s.ReceiptKey, ReceiptVersion: s.ReceiptVersion,
 	}, nil
+}
+
+// completeEvent gives a submission without a whole event one made around its data.
+func completeEvent(s *fnhost.Submission) {
+	if s.Event.ID == "" {
+		s.Event = fnhost.NewEvent("fnhost/"+s.Trigger, "fnhost.invoke", "", s.Event.Data)
+	}
 }
 
 // expand appends ni and the awaiting invocations of its `then` chain. A function that
@@ -435,6 +441,7 @@ func (r *Runtime) Invoke(ctx context.Context, sub fnhost.Submission, wait time.D
 		return r.waitOrCurrent(ctx, wctx, res[0].ID)
 	}
 	now := time.Now().UTC()
+	completeEvent(&sub)
 	ni, err := r.newInvocation(sub, now)
 	if err != nil {
 		r.releaseSlot(fn.Name)
@@ -450,7 +457,7 @@ func (r *Runtime) Invoke(ctx context.Context, sub fnhost.Submission, wait time.D
 	ch := r.await(ni.ID)
 	defer r.unwait(ni.ID, ch)
 	if ni.DedupKey == "" && ni.ReceiptKey == "" && len(fn.Then) == 0 {
-		return r.runFirst(ctx, wctx, inv, ni, ch)
+		return r.runFirst(ctx, wctx, &running{inv: inv, ev: &sub.Event, claimed: now}, ni, ch)
 	}
 	res, err := r.st.Enqueue(ctx, r.expand(nil, ni, []string{fn.Name}))
 	if err != nil || res[0].Duplicate {
@@ -479,12 +486,12 @@ const inlineBudget = 100 * time.Millisecond
 // runFirst runs the first attempt of a synchronous invocation before storing it. The
 // caller has not been answered yet, so nothing acknowledged is lost if the host dies
 // meanwhile; what it saves is one write per short invocation.
-func (r *Runtime) runFirst(ctx, wctx context.Context, inv *fnhost.Invocation, ni store.NewInvocation, ch chan *fnhost.Invocation) (*fnhost.Invocation, error) {
+func (r *Runtime) runFirst(ctx, wctx context.Context, run *running, ni store.NewInvocation, ch chan *fnhost.Invocation) (*fnhost.Invocation, error) {
 	type outcome struct {
 		c  store.Completion
 		ok bool
 	}
-	run := &running{inv: inv, claimed: inv.CreatedAt}
+	inv := run.inv
 	done := make(chan outcome, 1)
 	r.workers.Add(1)
 	go func() {
@@ -859,6 +866,8 @@ func (r *Runtime) attempt(run *running) (c store.Completion, ok bool) {
 	case inv.Attempt > inv.MaxAttempts:
 		// Lost attempts count: a job that keeps taking its host down runs out of them.
 		err = fnhost.Permanent(fmt.Errorf("attempts exhausted: this would be attempt %d of %d, the earlier ones were lost with their host", inv.Attempt, inv.MaxAttempts))
+	case run.ev != nil:
+		res, err = r.invoke(ctx, fn, *run.ev, logs)
 	default:
 		if err = json.Unmarshal(inv.Event, &ev); err != nil {
 			err = fnhost.Permanent(fmt.Errorf("decode event: %w", err))
