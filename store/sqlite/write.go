@@ -78,8 +78,11 @@ func (s *Store) Enqueue(ctx context.Context, invs []store.NewInvocation) ([]stor
 		}
 		return nil
 	}}
-	if isPlain(invs) {
+	switch {
+	case isPlain(invs):
 		r.plain, r.res = rows, res
+	case isSimpleFinished(invs):
+		r.plain, r.res, r.finished = rows, res, true
 	}
 	if err := s.send(ctx, r); err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
@@ -98,6 +101,20 @@ func isPlain(invs []store.NewInvocation) bool {
 		}
 	}
 	return true
+}
+
+// isSimpleFinished reports whether invs is one invocation stored finished with nothing
+// around it: no receipt, dedup key or parent, and a completion that spawns nothing and
+// carries no event for children. Only a conflicting id, or children already awaiting
+// it, keep the rest of its completion from being its attempt row, so the writer may
+// store it together with the simple finished Enqueues next to it in the batch.
+func isSimpleFinished(invs []store.NewInvocation) bool {
+	if len(invs) != 1 {
+		return false
+	}
+	n := &invs[0]
+	return n.Owner != "" && n.Completion != nil && n.ReceiptKey == "" && n.DedupKey == "" &&
+		n.ParentID == "" && len(n.Completion.Spawn) == 0 && len(n.Completion.ThenEvent) == 0
 }
 
 // insert writes new invocations, insertChunk per statement. res, when not nil, receives
@@ -494,35 +511,7 @@ func (w *writer) finish(comps []completion, applied map[string]claimed) ([]strin
 			dropped = append(dropped, c.c.ID)
 			continue
 		}
-		a := c.c.Attempt
-		started := a.StartedAt
-		if started.IsZero() {
-			started = c.finished
-			if cl.started.Valid {
-				started = fromMicros(cl.started.Int64)
-			}
-		}
-		outcome := a.Outcome
-		if outcome == "" {
-			switch c.state {
-			case fnhost.StateSucceeded:
-				outcome = fnhost.OutcomeSucceeded
-			case fnhost.StateCancelled:
-				outcome = fnhost.OutcomeCancelled
-			default:
-				outcome = fnhost.OutcomeFailed
-			}
-		}
-		owner := a.Owner
-		if owner == "" {
-			owner = c.c.Owner
-		}
-		dur := a.DurationMS
-		if dur == 0 {
-			dur = float64(c.finished.Sub(started).Microseconds()) / 1000
-		}
-		args = append(args, c.c.ID, cl.attempt, micros(started), micros(c.finished), dur,
-			string(outcome), a.Error, a.Log, a.LogTruncated, owner)
+		args = c.appendAttempt(args, cl)
 		n++
 		if n == rowChunk {
 			if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
@@ -573,6 +562,40 @@ func (w *writer) finish(comps []completion, applied map[string]claimed) ([]strin
 		}
 	}
 	return dropped, nil
+}
+
+// appendAttempt appends to args the attemptWidth values of the attempt row of c, whose
+// invocation holds the attempt number and start time of cl.
+func (c *completion) appendAttempt(args []any, cl claimed) []any {
+	a := c.c.Attempt
+	started := a.StartedAt
+	if started.IsZero() {
+		started = c.finished
+		if cl.started.Valid {
+			started = fromMicros(cl.started.Int64)
+		}
+	}
+	outcome := a.Outcome
+	if outcome == "" {
+		switch c.state {
+		case fnhost.StateSucceeded:
+			outcome = fnhost.OutcomeSucceeded
+		case fnhost.StateCancelled:
+			outcome = fnhost.OutcomeCancelled
+		default:
+			outcome = fnhost.OutcomeFailed
+		}
+	}
+	owner := a.Owner
+	if owner == "" {
+		owner = c.c.Owner
+	}
+	dur := a.DurationMS
+	if dur == 0 {
+		dur = float64(c.finished.Sub(started).Microseconds()) / 1000
+	}
+	return append(args, c.c.ID, cl.attempt, micros(started), micros(c.finished), dur,
+		string(outcome), a.Error, a.Log, a.LogTruncated, owner)
 }
 
 // awaitingParents returns which of ids have children in state awaiting.

@@ -17,9 +17,12 @@ type request struct {
 	done chan error
 	// plain, when set, are the rows of an Enqueue whose invocations are all plain (see
 	// isPlain), and res its results: the writer may insert them together with those of
-	// the plain requests next to it in the batch, rather than through run.
-	plain []newRow
-	res   []store.EnqueueResult
+	// the plain requests next to it in the batch, rather than through run. With
+	// finished set, plain is instead the one row of a simple finished Enqueue (see
+	// isSimpleFinished), grouped with the simple finished requests next to it.
+	plain    []newRow
+	res      []store.EnqueueResult
+	finished bool
 }
 
 // writer owns the single write connection and its prepared statements. Only the writer
@@ -206,12 +209,13 @@ func (s *Store) runBatch(batch []*request) {
 		}
 		for i := 0; i < len(live); {
 			j := i
-			for j < len(live) && live[j].plain != nil {
+			for j < len(live) && live[j].plain != nil && live[j].finished == live[i].finished {
 				j++
 			}
 			if j-i > 1 {
-				// A run of plain Enqueues: one insert for all, or, if some row of
-				// theirs conflicts or fails, each request on its own as usual.
+				// A run of plain (or of simple finished) Enqueues: one insert for
+				// all, or, if some row of theirs conflicts or fails, each request on
+				// its own as usual.
 				done, err := w.insertPlain(live[i:j])
 				if err != nil {
 					fail(err)
@@ -262,11 +266,19 @@ func (s *Store) runBatch(batch []*request) {
 // already stored, or repeated among reqs) or a statement fails, it rolls the savepoint
 // back and reports false, leaving the requests for the caller to run one by one, which
 // tells each its duplicates or its error. An error it returns breaks the transaction.
+//
+// Requests with finished set (all of reqs, or none) have their row inserted in its
+// final state and their attempt rows inserted together too. An invocation of theirs
+// that finished with children already awaiting it (stored with its id as their parent
+// before it) also sends them back to be run one by one, which wakes or cancels them.
 func (w *writer) insertPlain(reqs []*request) (bool, error) {
 	if _, err := w.exec(`SAVEPOINT plain`); err != nil {
 		return false, fmt.Errorf("savepoint: %w", err)
 	}
 	ok := w.insertPlainRows(reqs)
+	if ok && reqs[0].finished {
+		ok = w.finishPlain(reqs)
+	}
 	if !ok {
 		if _, err := w.exec(`ROLLBACK TO plain`); err != nil {
 			return false, fmt.Errorf("roll back a combined insert: %w", err)
@@ -292,10 +304,14 @@ func (w *writer) insertPlainRows(reqs []*request) bool {
 	for _, r := range reqs {
 		total += len(r.plain)
 	}
-	args := make([]any, 0, min(total, insertChunk)*insertWidth)
+	query, width := &insertSQL, insertWidth
+	if reqs[0].finished {
+		query, width = &insertFinishedSQL, finishedWidth
+	}
+	args := make([]any, 0, min(total, insertChunk)*width)
 	n := 0
 	flush := func() bool {
-		res, err := w.exec(insertSQL.get(n), args...)
+		res, err := w.exec(query.get(n), args...)
 		if err != nil {
 			return false
 		}
@@ -306,7 +322,7 @@ func (w *writer) insertPlainRows(reqs []*request) bool {
 	}
 	for _, r := range reqs {
 		for k := range r.plain {
-			args = append(args, r.plain[k].args[:insertWidth]...)
+			args = append(args, r.plain[k].args[:width]...)
 			n++
 			if n == insertChunk && !flush() {
 				return false
@@ -314,6 +330,43 @@ func (w *writer) insertPlainRows(reqs []*request) bool {
 		}
 	}
 	return n == 0 || flush()
+}
+
+// finishPlain applies the rest of the completions of the finished rows of reqs, once
+// insertPlainRows has inserted them all: their attempt rows, rowChunk per statement. It
+// reports false if a statement fails or if one of the invocations that reached a
+// terminal state has awaiting children, which finishInserted handles.
+func (w *writer) finishPlain(reqs []*request) bool {
+	args := make([]any, 0, min(len(reqs), rowChunk)*attemptWidth)
+	var ended []string
+	n := 0
+	for _, r := range reqs {
+		for k := range r.plain {
+			row := &r.plain[k]
+			c := row.done
+			args = c.appendAttempt(args, claimed{attempt: 1, started: sql.NullInt64{Int64: row.created, Valid: true}})
+			n++
+			if n == rowChunk {
+				if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
+					return false
+				}
+				args, n = args[:0], 0
+			}
+			if c.state.Terminal() {
+				ended = append(ended, row.id)
+			}
+		}
+	}
+	if n > 0 {
+		if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
+			return false
+		}
+	}
+	if len(ended) == 0 {
+		return true
+	}
+	waiting, err := w.awaitingParents(ended)
+	return err == nil && len(waiting) == 0
 }
 
 // syncLoop syncs the write-ahead log for the committed transactions the writer hands
