@@ -812,7 +812,7 @@ func (r *Runtime) handOver(function string) *running {
 		}
 		r.busyFn[next.inv.Function]++
 		// Refill the ready queue before it runs dry.
-		if r.more && len(r.ready) < r.cfg.Workers {
+		if r.more && len(r.ready) < r.cfg.Workers/2 {
 			r.poke()
 		}
 		return next
