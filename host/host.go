@@ -240,7 +240,7 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	close(h.ready)
 	h.log.Info("fnhost is running", "version", fnhost.Version, "listen", "http://"+ln.Addr().String(),
-		"storage", redactStorage(h.m.Host.Storage), "functions", len(h.functions), "workers", h.m.Host.Workers)
+		"storage", h.m.Host.RedactedStorage(), "functions", len(h.functions), "workers", h.m.Host.Workers)
 
 	var runErr error
 	select {
@@ -287,17 +287,4 @@ func NewLogger(w io.Writer, format, level string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redactStorage hides a password in a storage URL.
-func redactStorage(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		rest := s[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
-				return s[:i+3] + rest[:colon] + ":***" + rest[at:]
-			}
-		}
-	}
-	return s
 }
