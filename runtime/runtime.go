@@ -706,7 +706,7 @@ func (r *Runtime) dispatcher() {
 func (r *Runtime) claimRound() int {
 	r.mu.Lock()
 	free := r.cfg.Workers - r.busy
-	room := 2*r.cfg.Workers - r.busy - len(r.ready)
+	room := r.cfg.Workers + r.prefetch() - r.busy - len(r.ready)
 	if room <= 0 {
 		r.mu.Unlock()
 		return 0
@@ -777,6 +777,11 @@ func (r *Runtime) claimRound() int {
 	return claimed
 }
 
+// prefetch is how many invocations of functions without a cap are claimed ahead of
+// free slots: enough that workers do not wait for a claim (which waits for the store's
+// fsync), at least 32 however few workers there are.
+func (r *Runtime) prefetch() int { return max(r.cfg.Workers, 32) }
+
 // start runs a claimed invocation whose worker slot is already taken.
 func (r *Runtime) start(inv *fnhost.Invocation) {
 	run := &running{inv: inv, claimed: time.Now().UTC()}
@@ -812,7 +817,7 @@ func (r *Runtime) handOver(function string) *running {
 		}
 		r.busyFn[next.inv.Function]++
 		// Refill the ready queue before it runs dry.
-		if r.more && len(r.ready) < r.cfg.Workers/2 {
+		if r.more && len(r.ready) < r.prefetch()/2 {
 			r.poke()
 		}
 		return next
