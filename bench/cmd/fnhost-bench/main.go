@@ -43,19 +43,41 @@ var (
 	flagConns    = flag.Int("conns", 64, "concurrent HTTP connections")
 	flagExecN    = flag.Int("exec-n", 2000, "exec invocations")
 	flagOnly     = flag.String("only", "", "run only the sections whose name contains this")
-	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (runs the sections in this process)")
+	flagChild    = flag.Bool("child", false, "run the sections named by -only here and print their rows as JSON")
 )
 
 // row is one line of the result table.
 type row struct {
-	metric, fnhost, baseline, ratio, target string
+	Metric, Fnhost, Baseline, Ratio, Target string
+}
+
+// runChild runs one section in a new process of this program and takes its rows.
+func runChild(section string) {
+	args := []string{"-child", "-only", section}
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name != "only" && f.Name != "child" {
+			args = append(args, "-"+f.Name+"="+f.Value.String())
+		}
+	})
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		fatal(fmt.Errorf("section %s: %w", section, err))
+	}
+	var got []row
+	if err := json.Unmarshal(out, &got); err != nil {
+		fatal(fmt.Errorf("section %s: %w", section, err))
+	}
+	rows = append(rows, got...)
 }
 
 var rows []row
 
 func add(r row) {
 	rows = append(rows, r)
-	fmt.Fprintf(os.Stderr, "  %s: %s (baseline %s)\n", r.metric, r.fnhost, r.baseline)
+	fmt.Fprintf(os.Stderr, "  %s: %s (baseline %s)\n", r.Metric, r.Fnhost, r.Baseline)
 }
 
 func main() {
@@ -92,18 +114,30 @@ func main() {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "== %s\n", s.name)
+		if !*flagChild && *flagProfile == "" {
+			// Each section runs in a process of its own, so that none measures the heap,
+			// goroutines or page cache another left behind.
+			runChild(s.name)
+			continue
+		}
 		dir := filepath.Join(tmp, fmt.Sprint(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fatal(err)
 		}
 		s.run(dir)
 	}
+	if *flagChild {
+		if err := json.NewEncoder(os.Stdout).Encode(rows); err != nil {
+			fatal(err)
+		}
+		return
+	}
 
 	fmt.Printf("\nfnhost %s benchmark — %s, %d CPUs\n\n", fnhost.Version, time.Now().Format(time.DateTime), numCPU())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "METRIC\tFNHOST\tBASELINE\tRATIO\tTARGET")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.metric, r.fnhost, r.baseline, r.ratio, r.target)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Metric, r.Fnhost, r.Baseline, r.Ratio, r.Target)
 	}
 	tw.Flush()
 }
