@@ -114,11 +114,7 @@ func TestClaimPlan(t *testing.T) {
 // still come in claim order across all of them, and Exclude still applies.
 func TestClaimManyFunctions(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "fnhost.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTest(t, Options{})
 	const k = maxClaimArms*2 + 10
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	var (

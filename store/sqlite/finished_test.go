@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,15 +59,7 @@ func dump(t *testing.T, s *Store) string {
 // row for row as the same Enqueues made one at a time leave them.
 func TestConcurrentFinishedEnqueues(t *testing.T) {
 	ctx := context.Background()
-	open := func() *Store {
-		s, err := Open(ctx, filepath.Join(t.TempDir(), "fnhost.db"), Options{})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	s, ref := open(), open()
+	s, ref := openTest(t, Options{}), openTest(t, Options{})
 
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return base.Add(d) }
@@ -193,45 +182,16 @@ func TestConcurrentFinishedEnqueues(t *testing.T) {
 	for round := range 2 {
 		// Round 0 holds the writer so that the calls queue up and share few
 		// transactions; round 1 sends the same calls again, unheld: all duplicates.
-		hold := make(chan struct{})
-		held := make(chan error, 1)
-		if round == 0 {
-			holding := make(chan struct{})
-			go func() {
-				held <- s.do(ctx, 1, func(*writer) error { close(holding); <-hold; return nil })
-			}()
-			<-holding
-		} else {
-			held <- nil
-		}
-		var (
-			wg      sync.WaitGroup
-			started atomic.Int64
-			results = make([][]store.EnqueueResult, n)
-			errs    = make([]error, n)
-		)
+		results := make([][]store.EnqueueResult, n)
+		errs := make([]error, n)
+		calls := make([]func(), n)
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				started.Add(1)
-				results[i], errs[i] = s.Enqueue(ctx, cases[i].invs)
-			}()
+			calls[i] = func() { results[i], errs[i] = s.Enqueue(ctx, cases[i].invs) }
 		}
 		if round == 0 {
-			for started.Load() < n {
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond) // let the callers reach the writer's queue
-		}
-		before := s.batches.Load()
-		close(hold)
-		wg.Wait()
-		if err := <-held; err != nil {
-			t.Fatalf("holding request: %v", err)
-		}
-		if b := s.batches.Load() - before; round == 0 && b > 10 {
-			t.Errorf("%d calls took %d transactions; want them grouped", n, b)
+			grouped(t, s, calls)
+		} else {
+			concurrently(calls)
 		}
 		if round == 0 {
 			first = results
@@ -329,11 +289,7 @@ func TestConcurrentFinishedEnqueues(t *testing.T) {
 // terminal invocation whose children await it.
 func TestFinishedGroup(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "fnhost.db"), Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
+	s := openTest(t, Options{})
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	newReq := func(state fnhost.State) *request {
 		t.Helper()

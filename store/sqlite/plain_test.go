@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +17,7 @@ import (
 // reported, every invocation is stored once, with its own event.
 func TestConcurrentSingleEnqueues(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "fnhost.db"), Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
+	s := openTest(t, Options{})
 
 	event := func(tag string) json.RawMessage { return json.RawMessage(`{"n":"` + tag + `"}`) }
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -76,45 +69,16 @@ func TestConcurrentSingleEnqueues(t *testing.T) {
 	for round := range 2 {
 		// Round 0 holds the writer so that the calls queue up and share few
 		// transactions; round 1 sends the same calls again, unheld: all duplicates.
-		hold := make(chan struct{})
-		held := make(chan error, 1)
-		if round == 0 {
-			holding := make(chan struct{})
-			go func() {
-				held <- s.do(ctx, 1, func(*writer) error { close(holding); <-hold; return nil })
-			}()
-			<-holding
-		} else {
-			held <- nil
-		}
-		var (
-			wg      sync.WaitGroup
-			started atomic.Int64
-			results = make([][]store.EnqueueResult, n)
-			errs    = make([]error, n)
-		)
+		results := make([][]store.EnqueueResult, n)
+		errs := make([]error, n)
+		calls := make([]func(), n)
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				started.Add(1)
-				results[i], errs[i] = s.Enqueue(ctx, cases[i].invs)
-			}()
+			calls[i] = func() { results[i], errs[i] = s.Enqueue(ctx, cases[i].invs) }
 		}
 		if round == 0 {
-			for started.Load() < n {
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond) // let the callers reach the writer's queue
-		}
-		before := s.batches.Load()
-		close(hold)
-		wg.Wait()
-		if err := <-held; err != nil {
-			t.Fatalf("holding request: %v", err)
-		}
-		if b := s.batches.Load() - before; round == 0 && b > 10 {
-			t.Errorf("%d calls took %d transactions; want them grouped", n, b)
+			grouped(t, s, calls)
+		} else {
+			concurrently(calls)
 		}
 		if round == 0 {
 			first = results

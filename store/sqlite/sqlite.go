@@ -153,8 +153,10 @@ type Store struct {
 	// broken is set when a sync failed: the store refuses every later write.
 	broken atomic.Pointer[error]
 
-	// batches counts the transactions of the writer.
+	// batches counts the transactions of the writer; queued, the requests waiting for
+	// it to take them.
 	batches atomic.Int64
+	queued  atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error

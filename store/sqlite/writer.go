@@ -92,11 +92,15 @@ func (s *Store) send(ctx context.Context, r *request) error {
 		return *err
 	}
 	r.done = make(chan error, 1)
+	s.queued.Add(1)
 	select {
 	case s.reqs <- r:
+		s.queued.Add(-1)
 	case <-s.quit:
+		s.queued.Add(-1)
 		return ErrClosed
 	case <-ctx.Done():
+		s.queued.Add(-1)
 		return ctx.Err()
 	}
 	select {

@@ -3,9 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,43 +14,23 @@ import (
 // succeed, in shared transactions: each failing request is rolled back alone.
 func TestBatchSavepoints(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "fnhost.db"), Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-
-	// Hold the writer so that the requests below queue up and share a transaction.
-	hold := make(chan struct{})
-	holding := make(chan struct{})
-	held := make(chan error, 1)
-	go func() {
-		held <- s.do(ctx, 1, func(*writer) error { close(holding); <-hold; return nil })
-	}()
-	<-holding
+	s := openTest(t, Options{})
 
 	const n = 100
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	var (
-		wg      sync.WaitGroup
-		started atomic.Int64
-		failed  = errors.New("request failed after writing")
-		ids     = make([]string, n)
-		errs    = make([]error, n)
-	)
+	failed := errors.New("request failed after writing")
+	ids := make([]string, n)
+	errs := make([]error, n)
+	calls := make([]func(), n)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rows, err := prepareNew([]store.NewInvocation{{
-				ID: fnhost.NewIDAt(base), Function: "f", CreatedAt: base, MaxAttempts: 1,
-			}})
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			ids[i] = rows[0].id
-			started.Add(1)
+		rows, err := prepareNew([]store.NewInvocation{{
+			ID: fnhost.NewIDAt(base), Function: "f", CreatedAt: base, MaxAttempts: 1,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = rows[0].id
+		calls[i] = func() {
 			errs[i] = s.do(ctx, 1, func(w *writer) error {
 				if err := w.insert(rows, nil); err != nil {
 					return err
@@ -63,21 +40,9 @@ func TestBatchSavepoints(t *testing.T) {
 				}
 				return nil
 			})
-		}()
+		}
 	}
-	for started.Load() < n {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // let the callers reach the writer's queue
-	before := s.batches.Load()
-	close(hold)
-	wg.Wait()
-	if err := <-held; err != nil {
-		t.Fatalf("holding request: %v", err)
-	}
-	if b := s.batches.Load() - before; b > 10 {
-		t.Errorf("%d requests took %d transactions; want them grouped", n, b)
-	}
+	grouped(t, s, calls)
 	for i := range n {
 		_, gerr := s.Get(ctx, ids[i])
 		if i%2 == 1 {
@@ -99,15 +64,8 @@ func TestBatchSavepoints(t *testing.T) {
 // returns at once, the request is skipped, and the writer goes on.
 func TestCallerGivesUp(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "fnhost.db"), Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	hold := make(chan struct{})
-	holding := make(chan struct{})
-	go func() { _ = s.do(ctx, 1, func(*writer) error { close(holding); <-hold; return nil }) }()
-	<-holding
+	s := openTest(t, Options{})
+	release := holdWriter(t, s)
 
 	cctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{}, 1)
@@ -115,12 +73,12 @@ func TestCallerGivesUp(t *testing.T) {
 	go func() {
 		done <- s.do(cctx, 1, func(*writer) error { ran <- struct{}{}; return nil })
 	}()
-	time.Sleep(10 * time.Millisecond)
+	waitQueued(t, s, 1)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled caller: %v, want context.Canceled", err)
 	}
-	close(hold)
+	release()
 	res, err := s.Enqueue(ctx, []store.NewInvocation{{ID: fnhost.NewID(), Function: "f"}})
 	if err != nil || len(res) != 1 {
 		t.Fatalf("Enqueue after a caller gave up: %v, %v", res, err)
