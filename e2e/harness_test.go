@@ -13,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/testlog"
 )
 
 // binary is the fnhost binary built once for the whole package.
@@ -60,7 +60,7 @@ type project struct {
 	addr   string
 	proc   *os.Process
 	exited chan struct{}
-	log    *syncBuffer
+	log    *testlog.Buffer
 	// env is added to the host's environment; bin replaces the fnhost binary.
 	env []string
 	bin string
@@ -105,7 +105,7 @@ func tail(s string, n int) string {
 // start runs `fnhost run` and waits until /readyz answers.
 func (p *project) start() {
 	p.t.Helper()
-	p.log = &syncBuffer{}
+	p.log = &testlog.Buffer{}
 	bin := binary
 	if p.bin != "" {
 		bin = p.bin
@@ -256,24 +256,6 @@ func (p *project) cli(args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), p.env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// syncBuffer is a bytes.Buffer safe for the two writers of a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // jsonEqual reports whether two JSON documents hold the same value.

@@ -1,50 +1,31 @@
 package functions_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fnhost/fnhost"
 	"github.com/fnhost/fnhost/functions"
+	"github.com/fnhost/fnhost/internal/testlog"
 	"github.com/fnhost/fnhost/manifest"
 )
-
-// logBuffer is an attempt log that the test can read while a handler writes to it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // attempt is what one invocation of a handler in a test sees and leaves.
 type attempt struct {
 	info fnhost.Info
-	log  *logBuffer
+	log  *testlog.Buffer
 	ev   fnhost.Event
 }
 
 func newAttempt(data string) *attempt {
-	log := &logBuffer{}
+	log := &testlog.Buffer{}
 	var raw json.RawMessage
 	if data != "" {
 		raw = json.RawMessage(data)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fnhost/fnhost"
 	"github.com/fnhost/fnhost/internal/runtimetest"
+	"github.com/fnhost/fnhost/internal/testlog"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
 	"github.com/fnhost/fnhost/store"
@@ -57,7 +58,7 @@ type bundle struct {
 	sub  triggers.Submitter
 	mu   sync.Mutex
 	got  []call
-	logs *logBuffer
+	logs *testlog.Buffer
 }
 
 var bundles atomic.Int64
@@ -71,7 +72,7 @@ func setup(t *testing.T) *bundle {
 	}
 	st := runtimetest.OpenStore(t, sqlite.Options{})
 	// Every bundle has its own function name: the events counter is per process.
-	b := &bundle{t: t, fn: fmt.Sprintf("watch%d", bundles.Add(1)), dir: dir, st: st, reg: prometheus.NewRegistry(), logs: &logBuffer{}}
+	b := &bundle{t: t, fn: fmt.Sprintf("watch%d", bundles.Add(1)), dir: dir, st: st, reg: prometheus.NewRegistry(), logs: &testlog.Buffer{}}
 	handler := fnhost.HandlerFunc(func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 		c := call{ev: ev, disk: -1}
 		if err := json.Unmarshal(ev.Data, &c.data); err != nil {
@@ -232,23 +233,6 @@ func write(t *testing.T, path, body string) {
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // TestSettleSlowWriter writes a file in five chunks 100ms apart with settle 300ms: it
