@@ -336,9 +336,9 @@ func TestLogTruncation(t *testing.T) {
 // TestLongJobKeepsLease: a handler running far longer than the lease is never rescued,
 // because the heartbeat renews it.
 func TestLongJobKeepsLease(t *testing.T) {
-	b := setup(t, runtime.Config{Lease: 300 * time.Millisecond}, fnSpec{name: "long", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
+	b := setup(t, runtime.Config{Lease: time.Second}, fnSpec{name: "long", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 		select {
-		case <-time.After(1500 * time.Millisecond):
+		case <-time.After(2500 * time.Millisecond):
 			return fnhost.Result{}, nil
 		case <-ctx.Done():
 			return fnhost.Result{}, ctx.Err()
