@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fnhost/fnhost/store"
 )
 
 // openTest opens a store in a temporary directory; it is closed when the test ends.
@@ -78,4 +80,28 @@ func concurrently(calls []func()) {
 		wg.Go(call)
 	}
 	wg.Wait()
+}
+
+// enqueueAll makes one Enqueue call per element of calls, all at once: grouped (the
+// writer held until every call is queued) or plainly concurrent. It fails the test on
+// any error and returns the results in the order of calls.
+func enqueueAll(t *testing.T, s *Store, calls [][]store.NewInvocation, group bool) [][]store.EnqueueResult {
+	t.Helper()
+	results := make([][]store.EnqueueResult, len(calls))
+	errs := make([]error, len(calls))
+	fns := make([]func(), len(calls))
+	for i := range calls {
+		fns[i] = func() { results[i], errs[i] = s.Enqueue(context.Background(), calls[i]) }
+	}
+	if group {
+		grouped(t, s, fns)
+	} else {
+		concurrently(fns)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	return results
 }

@@ -66,27 +66,18 @@ func TestConcurrentSingleEnqueues(t *testing.T) {
 	}
 
 	var first [][]store.EnqueueResult // the results of round 0
+	calls := make([][]store.NewInvocation, n)
+	for i, c := range cases {
+		calls[i] = c.invs
+	}
 	for round := range 2 {
 		// Round 0 holds the writer so that the calls queue up and share few
 		// transactions; round 1 sends the same calls again, unheld: all duplicates.
-		results := make([][]store.EnqueueResult, n)
-		errs := make([]error, n)
-		calls := make([]func(), n)
-		for i := range n {
-			calls[i] = func() { results[i], errs[i] = s.Enqueue(ctx, cases[i].invs) }
-		}
-		if round == 0 {
-			grouped(t, s, calls)
-		} else {
-			concurrently(calls)
-		}
+		results := enqueueAll(t, s, calls, round == 0)
 		if round == 0 {
 			first = results
 		}
 		for i, c := range cases {
-			if errs[i] != nil {
-				t.Fatalf("round %d, call %d: %v", round, i, errs[i])
-			}
 			res := results[i]
 			if len(res) != len(c.invs) {
 				t.Fatalf("round %d, call %d: %d results for %d invocations", round, i, len(res), len(c.invs))
