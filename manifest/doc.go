@@ -100,5 +100,9 @@
 //	          path_style: false
 //	          insecure: false
 //	          download: false
+//	          profile: ""          # a profile of the shared AWS config files
+//	          ca_file: ""          # PEM bundle to trust for endpoint
+//	          reconcile: 5m        # push modes: list the bucket this often (and at start)
+//	          target: ""           # webhook: MinIO target ID to add to the bucket's notifications
 //	      - queue: {name: orders}  # [a-zA-Z0-9][a-zA-Z0-9._-]{0,127}
 package manifest

@@ -31,6 +31,8 @@ const (
 	DefaultHMACHeader      = "X-Hub-Signature-256"
 	DefaultS3Region        = "us-east-1"
 	DefaultS3Interval      = time.Second
+	DefaultS3Reconcile     = 5 * time.Minute
+	DefaultS3Target        = "fnhost"
 	DefaultSettle          = 500 * time.Millisecond
 	DefaultRescan          = 30 * time.Second
 )
@@ -62,12 +64,13 @@ var (
 	hmacKeys     = []string{"secret", "header"}
 	cronKeys     = []string{"schedule", "timezone", "missed", "overlap"}
 	fsKeys       = []string{"path", "pattern", "recursive", "events", "settle", "existing", "rescan"}
-	s3Keys       = []string{"endpoint", "region", "bucket", "prefix", "suffix", "events", "access_key", "secret_key", "mode", "interval", "queue_url", "path_style", "insecure", "download", "token"}
+	s3Keys       = []string{"endpoint", "region", "bucket", "prefix", "suffix", "events", "access_key", "secret_key", "mode", "interval", "queue_url", "path_style", "insecure", "download", "token", "profile", "ca_file", "reconcile", "target"}
 	queueKeys    = []string{"name"}
 
 	functionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	queueName    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
 	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	s3Target     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	s3EventName  = regexp.MustCompile(`^s3:[A-Za-z]+(:[A-Za-z*]+)*$`)
 	urlScheme    = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]+):`)
 )

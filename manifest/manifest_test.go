@@ -175,7 +175,7 @@ func TestDesignExample(t *testing.T) {
 	wantS3 := S3Trigger{
 		Endpoint: "http://127.0.0.1:9000", Region: "us-east-1", Bucket: "uploads", Prefix: "images/", Suffix: ".jpg",
 		Events: []string{"created"}, AccessKey: "minio-user", SecretKey: "minio-password-0123456789",
-		Mode: "webhook", Interval: time.Second,
+		Mode: "webhook", Interval: time.Second, Reconcile: 5 * time.Minute,
 	}
 	if !reflect.DeepEqual(*s3, wantS3) {
 		t.Errorf("s3 = %+v\nwant %+v", *s3, wantS3)
@@ -782,6 +782,11 @@ var badCases = []struct {
 	{name: "s3 events", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, events: [deleted]}\n", pos: "6:34", msg: `events: unknown event "deleted" (want created, removed or an S3 event name`},
 	{name: "s3 keys pair", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, access_key: a}\n", pos: "6:9", msg: "access_key and secret_key go together, and secret_key is missing"},
 	{name: "s3 bool", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, path_style: 1}\n", pos: "6:37", msg: "path_style: want a boolean (true or false), got integer 1"},
+	{name: "s3 reconcile poll", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, mode: poll, reconcile: 1m}\n", pos: "6:37", msg: "reconcile applies to the push modes"},
+	{name: "s3 target mode", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, mode: poll, target: x, endpoint: \"http://h:9000\"}\n", pos: "6:37", msg: "target applies only to mode: webhook"},
+	{name: "s3 target endpoint", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, target: x}\n", pos: "6:9", msg: "endpoint is required in the s3 trigger of function \"a\" with target"},
+	{name: "s3 target id", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, target: \"a b\", endpoint: \"http://h:9000\"}\n", pos: "6:33", msg: "target: invalid MinIO target ID"},
+	{name: "s3 reconcile short", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, reconcile: 10ms}\n", pos: "6:36", msg: "reconcile"},
 	{name: "s3 unknown", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, sufix: .jpg}\n", pos: "6:25", msg: `did you mean "suffix"?`},
 
 	// queue triggers.

@@ -400,7 +400,7 @@ func (d *decoder) events(e entry, allowed []string, raw bool) ([]string, bool) {
 }
 
 func (d *decoder) s3Trigger(e entry, where string) *S3Trigger {
-	t := &S3Trigger{Region: DefaultS3Region, Events: []string{"created"}, Mode: "webhook", Interval: DefaultS3Interval}
+	t := &S3Trigger{Region: DefaultS3Region, Events: []string{"created"}, Mode: "webhook", Interval: DefaultS3Interval, Reconcile: DefaultS3Reconcile}
 	m, ok := d.mapping(e.value, "s3", where, s3Keys)
 	if !ok {
 		return t
@@ -448,8 +448,40 @@ func (d *decoder) s3Trigger(e entry, where string) *S3Trigger {
 	d.boolKey(m, "path_style", &t.PathStyle)
 	d.boolKey(m, "insecure", &t.Insecure)
 	d.boolKey(m, "download", &t.Download)
+	d.strKey(m, "profile", &t.Profile)
+	if x, ok := m.get("ca_file"); ok {
+		if s, ok := d.str(x.value, "ca_file"); ok {
+			if s == "" {
+				d.errorf(x.value, "ca_file: want the path of a PEM file")
+			} else {
+				t.CAFile = s
+				if !filepath.IsAbs(s) {
+					t.CAFile = filepath.Join(d.dir, s)
+				}
+			}
+		}
+	}
+	d.durKey(m, "reconcile", time.Second, &t.Reconcile)
+	if x, ok := m.get("target"); ok {
+		if s, ok := d.str(x.value, "target"); ok {
+			if !s3Target.MatchString(s) {
+				d.errorf(x.value, "target: invalid MinIO target ID %q: use letters, digits, - and _", clip(s))
+			} else {
+				t.Target = s
+			}
+		}
+	}
 
 	if modeOK {
+		if m.has("reconcile") && t.Mode == "poll" {
+			d.errorf(m.entries[m.index["reconcile"]].keyNode, "reconcile applies to the push modes (webhook, listen, sqs): mode: poll lists the bucket every interval")
+		}
+		if m.has("target") && t.Mode != "webhook" {
+			d.errorf(m.entries[m.index["target"]].keyNode, "target applies only to mode: webhook (this trigger's mode is %s)", t.Mode)
+		}
+		if m.has("target") && !m.has("endpoint") {
+			d.required(e, m, "endpoint", where, " with target (the MinIO server to configure)")
+		}
 		if m.has("interval") && t.Mode != "poll" {
 			d.errorf(m.entries[m.index["interval"]].keyNode, "interval applies only to mode: poll (this trigger's mode is %s)", t.Mode)
 		}

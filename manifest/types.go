@@ -198,6 +198,17 @@ type S3Trigger struct {
 	Insecure  bool
 	Download  bool
 	Token     Secret
+	// Profile names a profile of the shared AWS config and credentials files.
+	Profile string
+	// CAFile is a PEM bundle of the certificate authorities to trust for endpoint.
+	CAFile string
+	// Reconcile is how often the push modes (webhook, listen, sqs) list the bucket to
+	// catch what their notifications missed; they also list at start.
+	Reconcile time.Duration
+	// Target is the ID of the MinIO webhook target (arn:minio:sqs::<target>:webhook)
+	// that the trigger adds to the bucket's notification configuration at start; empty
+	// leaves the configuration alone.
+	Target string
 }
 
 // QueueTrigger consumes a named durable queue.
