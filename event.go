@@ -111,3 +111,18 @@ type HandlerFunc func(ctx context.Context, ev Event) (Result, error)
 
 // Invoke calls f.
 func (f HandlerFunc) Invoke(ctx context.Context, ev Event) (Result, error) { return f(ctx, ev) }
+
+type inputFileKey struct{}
+
+// WithInputFile returns a context carrying the path of a local file the attempt works
+// on: the s3 trigger's download option streams the object there, and exec handlers
+// find it in FNHOST_INPUT_FILE. The file is removed when the attempt ends.
+func WithInputFile(ctx context.Context, path string) context.Context {
+	return context.WithValue(ctx, inputFileKey{}, path)
+}
+
+// InputFile returns the path set by WithInputFile, or "".
+func InputFile(ctx context.Context) string {
+	p, _ := ctx.Value(inputFileKey{}).(string)
+	return p
+}

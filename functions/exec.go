@@ -36,9 +36,12 @@ const (
 	// EnvDeadline is the attempt's deadline in RFC 3339 with nanoseconds, UTC; it is
 	// absent when the attempt has none.
 	EnvDeadline = "FNHOST_DEADLINE"
+	// EnvInputFile is the local copy of the invocation's input, when a trigger provides
+	// one (the s3 trigger with download: true); unset otherwise.
+	EnvInputFile = "FNHOST_INPUT_FILE"
 )
 
-var protocolEnv = []string{EnvFunction, EnvInvocationID, EnvAttempt, EnvMaxAttempts, EnvTrigger, EnvDeadline}
+var protocolEnv = []string{EnvFunction, EnvInvocationID, EnvAttempt, EnvMaxAttempts, EnvTrigger, EnvDeadline, EnvInputFile}
 
 const (
 	// smallStdin is the largest event written into the stdin pipe before the process
@@ -226,6 +229,9 @@ func (h *execHandler) environ(ctx context.Context, info fnhost.Info) []string {
 	}
 	if !deadline.IsZero() {
 		env = append(env, EnvDeadline+"="+deadline.UTC().Format(time.RFC3339Nano))
+	}
+	if in := fnhost.InputFile(ctx); in != "" {
+		env = append(env, EnvInputFile+"="+in)
 	}
 	return env
 }

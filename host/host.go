@@ -35,6 +35,7 @@ import (
 	_ "github.com/fnhost/fnhost/triggers/fs"
 	_ "github.com/fnhost/fnhost/triggers/http"
 	_ "github.com/fnhost/fnhost/triggers/queue"
+	_ "github.com/fnhost/fnhost/triggers/s3"
 )
 
 // Option customises a Host.
@@ -120,6 +121,10 @@ func New(m *manifest.Manifest, opts ...Option) (*Host, error) {
 		handler, err := functions.New(f, functions.Options{Registry: reg})
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("function %q: %v", name, err))
+			continue
+		}
+		if handler, err = triggers.Wrap(f, handler); err != nil {
+			problems = append(problems, err.Error())
 			continue
 		}
 		concurrency := f.Concurrency

@@ -109,3 +109,40 @@ func Kinds() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Wrapper prepares the attempts of a function for what one of its triggers delivers:
+// it returns a handler that does its part (download the object an event names, say)
+// and calls h. It is called once per trigger of the kind when the host is built; the
+// returned handler sees every attempt of the function, whatever its trigger, and must
+// pass on those that are not its own untouched.
+type Wrapper func(fn *manifest.Function, tr manifest.Trigger, h fnhost.Handler) (fnhost.Handler, error)
+
+var wrappers = map[string]Wrapper{}
+
+// RegisterWrapper sets the Wrapper of a trigger kind. It panics when set twice.
+func RegisterWrapper(kind string, w Wrapper) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := wrappers[kind]; dup {
+		panic("triggers: wrapper registered twice: " + kind)
+	}
+	wrappers[kind] = w
+}
+
+// Wrap applies the wrappers of fn's triggers to its handler h.
+func Wrap(fn *manifest.Function, h fnhost.Handler) (fnhost.Handler, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	for _, tr := range fn.Triggers {
+		w, ok := wrappers[tr.Kind]
+		if !ok {
+			continue
+		}
+		wrapped, err := w(fn, tr, h)
+		if err != nil {
+			return nil, fmt.Errorf("function %q: %s trigger: %w", fn.Name, tr.Kind, err)
+		}
+		h = wrapped
+	}
+	return h, nil
+}
