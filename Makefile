@@ -23,8 +23,9 @@ lint: tools
 	@echo "== staticcheck"
 	$(BIN)/staticcheck $(PKGS)
 
-# unit and integration tests (the end-to-end tests build and run the real binary)
-unit:
+# unit and integration tests (the end-to-end tests build and run the real binary; the
+# S3 tests run the minio and versitygw that `tools` puts in .cache/bin)
+unit: tools
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 # the race detector over the concurrent core

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,13 +22,12 @@ import (
 	"github.com/fnhost/fnhost/manifest"
 )
 
-// httpClient is the HTTP client for cfg's endpoint: its CA bundle, or no certificate
-// checks at all with insecure.
-func httpClient(cfg *manifest.S3Trigger) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 32
+// transportOptions sets up a transport for cfg's endpoint: its CA bundle, or no
+// certificate checks at all with insecure.
+func transportOptions(cfg *manifest.S3Trigger) (func(*http.Transport), error) {
+	var tc *tls.Config
 	if cfg.Insecure || cfg.CAFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.Insecure {
 			tc.InsecureSkipVerify = true // the manifest asked for it: insecure: true
 		}
@@ -42,8 +42,23 @@ func httpClient(cfg *manifest.S3Trigger) (*http.Client, error) {
 			}
 			tc.RootCAs = pool
 		}
-		tr.TLSClientConfig = tc
 	}
+	return func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = 32
+		if tc != nil {
+			tr.TLSClientConfig = tc
+		}
+	}, nil
+}
+
+// httpClient is the HTTP client for cfg's endpoint, for minio-go.
+func httpClient(cfg *manifest.S3Trigger) (*http.Client, error) {
+	opt, err := transportOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	opt(tr)
 	return &http.Client{Transport: tr}, nil
 }
 
@@ -51,10 +66,12 @@ func httpClient(cfg *manifest.S3Trigger) (*http.Client, error) {
 // has them, otherwise the SDK's default chain (environment, shared files with profile,
 // web identity, instance metadata).
 func awsConfig(ctx context.Context, cfg *manifest.S3Trigger) (aws.Config, error) {
-	hc, err := httpClient(cfg)
+	topt, err := transportOptions(cfg)
 	if err != nil {
 		return aws.Config{}, err
 	}
+	// A buildable client, so that the SDK can add AWS_CA_BUNDLE to it.
+	hc := awshttp.NewBuildableClient().WithTransportOptions(topt)
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(cfg.Region),
 		config.WithHTTPClient(hc),

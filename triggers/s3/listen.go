@@ -9,9 +9,9 @@ import (
 	"github.com/minio/minio-go/v7/pkg/notification"
 )
 
-// listenKeyEncoding is how MinIO's listen stream writes keys: URL-encoded, like its
+// listenKeyEncoding is how MinIO's listen stream writes keys: as they are, unlike its
 // webhook notifications.
-const listenKeyEncoding = keyQueryEscaped
+const listenKeyEncoding = keyRaw
 
 // runListen follows MinIO's ListenBucketNotification stream, reconnecting with backoff,
 // and lists the bucket after every (re)connection and every reconcile: the stream

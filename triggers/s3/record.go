@@ -90,8 +90,12 @@ const (
 	// keyQueryEscaped keys are form-URL-encoded, "+" standing for a space: AWS S3 and
 	// MinIO notifications.
 	keyQueryEscaped keyEncoding = iota
-	// keyRaw keys are the keys themselves.
+	// keyRaw keys are the keys themselves: MinIO's listen stream, versitygw, Ceph.
 	keyRaw
+	// keyBySource decodes the keys of MinIO's records ("eventSource": "minio:s3") and
+	// takes the others as they are: what a webhook receives, since AWS itself never
+	// posts to one.
+	keyBySource
 )
 
 // wireRecord is a record as servers send it, before the key is decoded.
@@ -173,6 +177,12 @@ func (w *wireRecord) record(enc keyEncoding) (Record, error) {
 	}
 	if w.S3.Bucket.Name == "" {
 		return Record{}, errors.New("s3.bucket.name is missing")
+	}
+	if enc == keyBySource {
+		enc = keyRaw
+		if w.EventSource == "minio:s3" {
+			enc = keyQueryEscaped
+		}
 	}
 	key, err := decodeKey(w.S3.Object.Key, enc)
 	if err != nil {

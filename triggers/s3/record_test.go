@@ -191,3 +191,39 @@ func TestLocalName(t *testing.T) {
 		}
 	}
 }
+
+// versityBody is a versitygw webhook notification: the key as it is, a quoted ETag,
+// capitalised PrincipalId, a null versionId.
+func versityBody(key string) string {
+	return `{"Records":[{"eventVersion":"2.2","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-25T17:36:01Z",
+	  "eventName":"s3:ObjectCreated:Put","userIdentity":{"PrincipalId":"vgwadmin"},"requestParameters":{"sourceIPAddress":"127.0.0.1"},
+	  "responseElements":{"x-amz-request-id":"","x-amz-id-2":""},
+	  "s3":{"s3SchemaVersion":"1.0","configurationId":"webhook-global","bucket":{"name":"probe","ownerIdentity":{"PrincipalId":"vgwadmin"},"arn":"arn:aws:s3:::/probe/x"},
+	  "object":{"key":` + jsonString(key) + `,"size":13,"eTag":"\"235125f435eb709517c28470ecb9cfd8\"","versionId":null,"sequencer":"1"}},
+	  "glacierEventData":{"restoreEventData":{"lifecycleRestorationExpiryTime":"","lifecycleRestoreStorageClass":""}}}]}`
+}
+
+func TestWebhookKeysBySource(t *testing.T) {
+	for _, key := range oddKeys {
+		for name, body := range map[string]string{
+			"minio":     minioBody("ObjectCreated:Put", key, "235125f435eb709517c28470ecb9cfd8"),
+			"versitygw": versityBody(key),
+		} {
+			recs, err := parseNotification([]byte(body), keyBySource)
+			if err != nil {
+				t.Fatalf("%s %q: %v", name, key, err)
+			}
+			o := recs[0].S3.Object
+			if o.Key != key || o.ETag != "235125f435eb709517c28470ecb9cfd8" || o.VersionID != "" {
+				t.Errorf("%s %q: object %+v", name, key, o)
+			}
+			if recs[0].UserIdentity == nil || recs[0].UserIdentity.PrincipalID == "" {
+				t.Errorf("%s: identity lost: %+v", name, recs[0].UserIdentity)
+			}
+		}
+	}
+	probe := `{"Bucket":"Test-Bucket","Event":"s3:TestEvent","Service":"S3","Time":"2026-11-25T17:36:00Z"}`
+	if recs, err := parseNotification([]byte(probe), keyBySource); err != nil || len(recs) != 0 {
+		t.Errorf("versitygw's start-up test event: %+v, %v", recs, err)
+	}
+}

@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -100,6 +101,10 @@ type Trigger struct {
 	client *awss3.Client
 	// reconciler lists the bucket; its state lives with it.
 	rec *reconciler
+	// ready is closed once the trigger is set up and its first listing is done (or
+	// failed).
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 var _ triggers.Trigger = (*Trigger)(nil)
@@ -125,6 +130,7 @@ func New(env triggers.Env) (triggers.Trigger, error) {
 		sub:    env.Submitter,
 		env:    env,
 		log:    log.With("bucket", cfg.Bucket),
+		ready:  make(chan struct{}),
 	}
 	if cfg.Mode == "webhook" {
 		if env.Router == nil {
@@ -187,7 +193,9 @@ func (t *Trigger) reconcileLoop(ctx context.Context, kick <-chan struct{}) {
 				}
 			}
 		}
-		if err := t.rec.pass(ctx); err != nil {
+		err := t.rec.pass(ctx)
+		t.setReady()
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -201,12 +209,16 @@ func (t *Trigger) reconcileLoop(ctx context.Context, kick <-chan struct{}) {
 	}
 }
 
+func (t *Trigger) setReady() { t.readyOnce.Do(func() { close(t.ready) }) }
+
 // runPoll lists the bucket every interval.
 func (t *Trigger) runPoll(ctx context.Context) error {
 	delay := time.Duration(0)
 	for {
 		wait := t.cfg.Interval
-		if err := t.rec.pass(ctx); err != nil {
+		err := t.rec.pass(ctx)
+		t.setReady()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -249,7 +261,8 @@ func (t *Trigger) submission(r Record) (fnhost.Submission, error) {
 		sub.ReceiptVersion = removedVersion
 	default:
 		if r.S3.Object.Sequencer != "" {
-			sub.DedupKey = "s3:" + r.EventName + ":" + key + ":" + r.S3.Object.Sequencer
+			// Servers number events per process (versitygw): the time makes it unique.
+			sub.DedupKey = "s3:" + r.EventName + ":" + key + ":" + r.S3.Object.Sequencer + ":" + r.EventTime
 		}
 	}
 	sub.Event = fnhost.NewEvent("fnhost/s3/"+t.fn, typ, key, data)

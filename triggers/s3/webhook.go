@@ -82,9 +82,14 @@ func fromLoopback(r *http.Request) bool {
 }
 
 // allowed returns the triggers the request may deliver to: those whose token it
-// carries, and those without a token when it comes from loopback.
+// carries (in an Authorization header, or as ?token= for servers that cannot set
+// headers), and those without a token when it comes from loopback.
 func (rc *receiver) allowed(r *http.Request) []*Trigger {
 	tok := bearer(r.Header.Get("Authorization"))
+	if tok == "" {
+		// For servers that cannot send a header (versitygw): the token in the URL.
+		tok = r.URL.Query().Get("token")
+	}
 	loop := fromLoopback(r)
 	rc.mu.RLock()
 	defer rc.mu.RUnlock()
@@ -133,7 +138,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusBadRequest, httpjson.Error{Code: "bad_request", Message: "reading the notification: " + err.Error()})
 		return
 	}
-	recs, err := parseNotification(body, keyQueryEscaped)
+	recs, err := parseNotification(body, keyBySource)
 	if err != nil {
 		refusedTotal.WithLabelValues("bad_request").Inc()
 		httpjson.WriteError(w, http.StatusBadRequest, httpjson.Error{Code: "bad_request", Message: err.Error()})

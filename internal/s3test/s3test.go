@@ -1,0 +1,409 @@
+// Package s3test starts real S3 servers (MinIO and versitygw) on 127.0.0.1 for the tests
+// of the S3 trigger, and stops them when the test ends.
+//
+// The server binaries are looked up, in order, in $FNHOST_MINIO or $FNHOST_VERSITYGW,
+// in .cache/bin of the repository (scripts/tools.sh installs them there), in
+// ${XDG_CACHE_HOME:-$HOME/.cache}/fnhost/bin (the per-user cache scripts/tools.sh
+// fills), and in PATH. When a binary is missing the test is skipped, or fails when the
+// environment has CI=true.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
+
+	"github.com/fnhost/fnhost/internal/testlog"
+)
+
+// DefaultRegion is the region of the servers unless the options set another.
+const DefaultRegion = "us-east-1"
+
+// readyTimeout bounds how long a server may take to answer its health check.
+const readyTimeout = time.Minute
+
+// stopTimeout is how long a server has to exit after SIGTERM before it gets SIGKILL.
+const stopTimeout = 5 * time.Second
+
+// Server is a running S3 server.
+type Server struct {
+	// Kind is "minio" or "versitygw".
+	Kind string
+	// Endpoint is the S3 endpoint, http://127.0.0.1:PORT.
+	Endpoint string
+	// AccessKey and SecretKey are the root credentials: random ones unless the options
+	// set them, so that each server accepts only its own clients.
+	AccessKey string
+	SecretKey string
+	// Region is the region to sign requests for (DefaultRegion unless the options set
+	// another).
+	Region string
+	// Dir is the directory the server keeps its buckets in.
+	Dir string
+
+	bin   string
+	args  []string
+	env   []string
+	ready string // health check URL
+	log   *testlog.Buffer
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	client *minio.Client
+}
+
+// String names the server in messages.
+func (s *Server) String() string {
+	return s.Kind + " at " + s.Endpoint
+}
+
+// Host returns the host:port of Endpoint.
+func (s *Server) Host() string {
+	return strings.TrimPrefix(s.Endpoint, "http://")
+}
+
+// Output returns the server's command lines and everything it has written to stdout and
+// stderr so far. It is also written to the test log when the test fails.
+func (s *Server) Output() string {
+	return s.log.String()
+}
+
+// Client returns a minio-go client for the server, signed with the root credentials.
+func (s *Server) Client() *minio.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil {
+		c, err := minio.New(s.Host(), &minio.Options{
+			Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+			Region: s.Region,
+		})
+		if err != nil {
+			panic(fmt.Sprintf("s3test: minio-go client for %s: %v", s.Endpoint, err))
+		}
+		s.client = c
+	}
+	return s.client
+}
+
+// MakeBucket creates a bucket.
+func (s *Server) MakeBucket(t testing.TB, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Client().MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region}); err != nil {
+		t.Fatalf("s3test: %s: make bucket %q: %v", s.Kind, name, err)
+	}
+}
+
+// Put writes an object and returns its ETag (without quotes).
+func (s *Server) Put(t testing.TB, bucket, key, body string) (etag string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := s.Client().PutObject(ctx, bucket, key, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatalf("s3test: %s: put %s/%s: %v", s.Kind, bucket, key, err)
+	}
+	return strings.Trim(info.ETag, `"`)
+}
+
+// Remove deletes an object.
+func (s *Server) Remove(t testing.TB, bucket, key string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Client().RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatalf("s3test: %s: remove %s/%s: %v", s.Kind, bucket, key, err)
+	}
+}
+
+// WebhookARN is the ARN under which MinIO knows the webhook target with the given ID.
+func WebhookARN(targetID string) string {
+	return "arn:minio:sqs::" + targetID + ":webhook"
+}
+
+// SetWebhookNotification makes MinIO send the events of bucket to the webhook target
+// targetID (a key of MinIOOptions.Webhooks). No events means s3:ObjectCreated:* and
+// s3:ObjectRemoved:*. It replaces the bucket's notification configuration. versitygw has
+// no per-bucket configuration (its webhook is VersityGWOptions.WebhookURL), so there it
+// fails the test.
+func (s *Server) SetWebhookNotification(t testing.TB, bucket, targetID string, events ...string) {
+	t.Helper()
+	if s.Kind != "minio" {
+		t.Fatalf("s3test: %s has no bucket notification configuration; set VersityGWOptions.WebhookURL instead", s.Kind)
+	}
+	if len(events) == 0 {
+		events = []string{string(notification.ObjectCreatedAll), string(notification.ObjectRemovedAll)}
+	}
+	qc := notification.NewConfig(notification.NewArn("minio", "sqs", "", targetID, "webhook"))
+	for _, e := range events {
+		qc.AddEvents(notification.EventType(e))
+	}
+	var cfg notification.Configuration
+	cfg.AddQueue(qc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Client().SetBucketNotification(ctx, bucket, cfg); err != nil {
+		t.Fatalf("s3test: minio: set notification of bucket %q to webhook target %q: %v", bucket, targetID, err)
+	}
+}
+
+// Stop stops the server: SIGTERM to its process group, SIGKILL after 5 s. Stopping a
+// stopped server does nothing. The test's cleanup stops the server too.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	stopGroup(cmd, exited)
+}
+
+// Restart stops the server and starts it again on the same port and directories, so
+// buckets, objects and MinIO's event queue survive.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		t.Fatalf("s3test: restart %s: %v", s.Kind, err)
+	}
+}
+
+// stopGroup sends SIGTERM to the process group of cmd, then SIGKILL when it has not
+// exited after stopTimeout, and waits for it.
+func stopGroup(cmd *exec.Cmd, exited <-chan struct{}) {
+	pid := cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+	}
+}
+
+// start runs the server process and waits until its health check answers 200.
+func (s *Server) start() error {
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = s.env
+	cmd.Stdout = s.log
+	cmd.Stderr = s.log
+	cmd.SysProcAttr = sysProcAttr()
+	fmt.Fprintf(s.log, "s3test: %s %s\n", s.bin, strings.Join(s.args, " "))
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+
+	deadline := time.Now().Add(readyTimeout)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if s.answers(hc) {
+			return nil
+		}
+		select {
+		case <-exited:
+			s.Stop()
+			return fmt.Errorf("%s exited before it was ready (%v)", s.Kind, cmd.ProcessState)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return fmt.Errorf("%s did not answer %s within %v", s.Kind, s.ready, readyTimeout)
+		}
+	}
+}
+
+// answers reports whether the health check answers 200 and a request signed with the
+// server's keys succeeds. The keys are unique, so another server that took the port in
+// between does not pass for this one.
+func (s *Server) answers(hc *http.Client) bool {
+	resp, err := hc.Get(s.ready)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = s.Client().ListBuckets(ctx)
+	return err == nil
+}
+
+// launch starts s with the arguments args(port) on a free port, trying other ports when
+// the chosen one was taken in between, and registers the cleanup that stops it.
+func launch(t testing.TB, s *Server, args func(addr string) []string, readyPath string) {
+	t.Helper()
+	s.log = &testlog.Buffer{}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("s3test: %s output:\n%s", s.Kind, s.Output())
+		}
+	})
+	var err error
+	for range 3 {
+		addr := freeAddr(t)
+		s.Endpoint = "http://" + addr
+		s.ready = s.Endpoint + readyPath
+		s.args = args(addr)
+		s.mu.Lock()
+		s.client = nil // for the new port
+		s.mu.Unlock()
+		before := len(s.Output())
+		if err = s.start(); err == nil {
+			return
+		}
+		if !strings.Contains(s.Output()[before:], "already in use") {
+			break
+		}
+	}
+	t.Fatalf("s3test: start %s: %v", s.Kind, err)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("s3test: no free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// environ is the test's environment without the variables whose names start with one of
+// prefixes, plus extra.
+func environ(prefixes []string, extra ...string) []string {
+	var env []string
+outer:
+	for _, kv := range os.Environ() {
+		for _, p := range prefixes {
+			if strings.HasPrefix(kv, p) {
+				continue outer
+			}
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// findBinary returns the path of the server binary name, or skips (fails under CI=true)
+// the test when there is none.
+func findBinary(t testing.TB, name, envVar string) string {
+	t.Helper()
+	if p := os.Getenv(envVar); p != "" {
+		if isExecutable(p) {
+			return p
+		}
+		t.Fatalf("s3test: $%s is %q, which is no executable file", envVar, p)
+	}
+	looked := []string{"$" + envVar}
+	if root, ok := repoRoot(); ok {
+		p := filepath.Join(root, ".cache", "bin", name)
+		if isExecutable(p) {
+			return p
+		}
+		looked = append(looked, p)
+	}
+	if dir := sharedCache(); dir != "" {
+		p := filepath.Join(dir, name)
+		if isExecutable(p) {
+			return p
+		}
+		looked = append(looked, p)
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	looked = append(looked, "PATH")
+	msg := fmt.Sprintf("s3test: no %s binary (looked in %s); run scripts/tools.sh (or make test) to install %s", name, strings.Join(looked, ", "), name)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// sharedCache is the per-user directory scripts/tools.sh builds the servers into:
+// ${XDG_CACHE_HOME:-$HOME/.cache}/fnhost/bin.
+func sharedCache() string {
+	dir := os.Getenv("XDG_CACHE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(dir, "fnhost", "bin")
+}
+
+// repoRoot is the nearest directory at or above the working directory with a go.mod.
+func repoRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+// randomKey returns prefix followed by 16 random hex digits.
+func randomKey(prefix string) string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// checkURL fails the test when u is no absolute http(s) URL.
+func checkURL(t testing.TB, what, u string) {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		t.Fatalf("s3test: %s %q is no http(s) URL", what, u)
+	}
+}

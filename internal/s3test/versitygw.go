@@ -1,0 +1,92 @@
+package s3test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// VersityGWOptions configures StartVersityGW. The zero value is a gateway with
+// random credentials and no event notifications.
+type VersityGWOptions struct {
+	// AccessKey and SecretKey are the root account's keys; empty means random ones (see
+	// Server.AccessKey).
+	AccessKey string
+	SecretKey string
+	// Region is the gateway's region; empty means us-east-1.
+	Region string
+	// WebhookURL, when set, is where the gateway POSTs the events of every bucket
+	// (--event-webhook-url; versitygw has no per-bucket notification configuration).
+	// Something must listen there before the start: versitygw POSTs an s3:TestEvent when
+	// it starts and exits when the connection is refused. It sends no Authorization
+	// header and never retries.
+	WebhookURL string
+	// Events, when set, are the only events sent to WebhookURL (--event-filter), e.g.
+	// "s3:ObjectCreated:*" or "s3:ObjectRemoved:Delete". Empty means every event.
+	Events []string
+	// Versioning gives the gateway a versioning directory, so that buckets can have
+	// versioning turned on.
+	Versioning bool
+	// Args are more global options, placed before the posix command.
+	Args []string
+	// Env is added to the server's environment (VGW_* variables of the test's own
+	// environment are not passed on).
+	Env []string
+}
+
+// healthPath is versitygw's health check; no bucket name starts with "_".
+const healthPath = "/_health"
+
+// StartVersityGW starts a versitygw S3 gateway with the posix backend on a temporary
+// directory, on 127.0.0.1, waits until its health check answers, and stops it when the
+// test ends. The server's output goes to the test log when the test fails.
+func StartVersityGW(t testing.TB, opts VersityGWOptions) *Server {
+	t.Helper()
+	bin := findBinary(t, "versitygw", "FNHOST_VERSITYGW")
+	s := &Server{
+		Kind:      "versitygw",
+		AccessKey: or(opts.AccessKey, randomKey("fnhost")),
+		SecretKey: or(opts.SecretKey, randomKey("secret")),
+		Region:    or(opts.Region, DefaultRegion),
+		Dir:       t.TempDir(),
+		bin:       bin,
+	}
+	global := []string{
+		"--access", s.AccessKey,
+		"--secret", s.SecretKey,
+		"--region", s.Region,
+		"--health", healthPath,
+	}
+	if opts.WebhookURL != "" {
+		checkURL(t, "webhook URL", opts.WebhookURL)
+		global = append(global, "--event-webhook-url", opts.WebhookURL)
+	}
+	if len(opts.Events) > 0 {
+		filter := map[string]bool{}
+		for _, e := range opts.Events {
+			filter[e] = true
+		}
+		b, err := json.Marshal(filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "event-filter.json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		global = append(global, "--event-filter", path)
+	}
+	global = append(global, opts.Args...)
+	posix := []string{"posix"}
+	if opts.Versioning {
+		posix = append(posix, "--versioning-dir", t.TempDir())
+	}
+	posix = append(posix, s.Dir)
+	s.env = environ([]string{"VGW_", "ROOT_ACCESS_KEY", "ROOT_SECRET", "WEBHOOK=", "LOGFILE="}, opts.Env...)
+	launch(t, s, func(addr string) []string {
+		args := append([]string{"--port", addr}, global...)
+		return append(args, posix...)
+	}, healthPath)
+	return s
+}
