@@ -307,4 +307,3 @@ func TestMinIOListen(t *testing.T) {
 		}
 	}
 }
-
