@@ -26,7 +26,7 @@ func s3Cmd(g *globals) *cobra.Command {
 
 func s3SetupCmd(g *globals) *cobra.Command {
 	var target, hookURL, queueDir string
-	var dryRun bool
+	var dryRun, create bool
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Print the MinIO webhook target settings and add it to each watched bucket's notifications",
@@ -120,7 +120,16 @@ already right. With --dry-run it only prints.`,
 					fmt.Fprintf(out, "%s: skipped, the trigger has no endpoint (AWS S3 sends to SNS, SQS or Lambda, not to a webhook: use mode: sqs)\n", desc)
 				default:
 					ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-					err := s3.ApplyNotification(ctx, gr.conn, plan)
+					var err error
+					if create {
+						var made bool
+						if made, err = s3.EnsureBucket(ctx, gr.conn); made {
+							fmt.Fprintf(out, "   created bucket %q\n", plan.Bucket)
+						}
+					}
+					if err == nil {
+						err = s3.ApplyNotification(ctx, gr.conn, plan)
+					}
 					cancel()
 					if err != nil {
 						fmt.Fprintf(out, "%s: FAILED: %v\n", desc, err)
@@ -140,6 +149,7 @@ already right. With --dry-run it only prints.`,
 	cmd.Flags().StringVar(&hookURL, "url", "", "the URL MinIO sends to (default: http://<host.listen>"+s3.WebhookPath+")")
 	cmd.Flags().StringVar(&queueDir, "queue-dir", "", "a directory where MinIO keeps events it could not send (adds up to 3 s of latency)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the settings without changing any bucket")
+	cmd.Flags().BoolVar(&create, "create-buckets", false, "create the watched buckets that do not exist yet")
 	return cmd
 }
 

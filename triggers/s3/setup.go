@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/fnhost/fnhost/manifest"
@@ -141,4 +142,23 @@ func ApplyNotification(ctx context.Context, conn *manifest.S3Trigger, plan Notif
 		return fmt.Errorf("set the notification of bucket %q: %w", plan.Bucket, err)
 	}
 	return nil
+}
+
+// EnsureBucket creates conn's bucket unless it exists, and reports whether it did.
+func EnsureBucket(ctx context.Context, conn *manifest.S3Trigger) (bool, error) {
+	mc, err := newMinioClient(conn)
+	if err != nil {
+		return false, err
+	}
+	ok, err := mc.BucketExists(ctx, conn.Bucket)
+	if err != nil {
+		return false, fmt.Errorf("bucket %q: %w", conn.Bucket, err)
+	}
+	if ok {
+		return false, nil
+	}
+	if err := mc.MakeBucket(ctx, conn.Bucket, minio.MakeBucketOptions{Region: conn.Region}); err != nil {
+		return false, fmt.Errorf("create bucket %q: %w", conn.Bucket, err)
+	}
+	return true, nil
 }
