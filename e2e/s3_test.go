@@ -87,7 +87,9 @@ func s3Runs(p *project) []s3Run {
 		}
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key || out[i].key == out[j].key && out[i].id < out[j].id })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].key < out[j].key || out[i].key == out[j].key && out[i].id < out[j].id
+	})
 	return out
 }
 
