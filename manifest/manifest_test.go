@@ -787,6 +787,7 @@ var badCases = []struct {
 	{name: "s3 target endpoint", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, target: x}\n", pos: "6:9", msg: "endpoint is required in the s3 trigger of function \"a\" with target"},
 	{name: "s3 target id", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, target: \"a b\", endpoint: \"http://h:9000\"}\n", pos: "6:33", msg: "target: invalid MinIO target ID"},
 	{name: "s3 reconcile short", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, reconcile: 10ms}\n", pos: "6:36", msg: "reconcile"},
+	{name: "http s3 receiver path", src: "version: 1\n" + fn + "    triggers:\n      - http: {path: /hooks/s3}\n", pos: "6:22", msg: "reserved for the s3 trigger's receiver"},
 	{name: "s3 unknown", src: "version: 1\n" + fn + "    triggers:\n      - s3: {bucket: b, sufix: .jpg}\n", pos: "6:25", msg: `did you mean "suffix"?`},
 
 	// queue triggers.

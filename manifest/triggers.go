@@ -229,6 +229,9 @@ func routePattern(p string) (string, error) {
 	if p == "/api" {
 		return "", fmt.Errorf("%q is reserved for the host's API", p)
 	}
+	if p == "/hooks/s3" || strings.HasPrefix(p, "/hooks/s3/") {
+		return "", fmt.Errorf("%q is reserved for the s3 trigger's receiver", p)
+	}
 	for _, r := range reservedPrefixes {
 		if strings.HasPrefix(p, r) {
 			return "", fmt.Errorf("%q is reserved for the host's own endpoints (paths starting with %s)", clip(p), strings.Join(reservedPrefixes, ", "))
