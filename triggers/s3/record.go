@@ -249,32 +249,29 @@ func cleanETag(s string) string {
 // listedRecord is the record of an object found by listing: created, with the time it
 // was last modified.
 func listedRecord(region, bucket, key string, size int64, etag string, modified time.Time) Record {
-	return Record{
-		EventVersion: "2.1",
-		EventSource:  "fnhost:list",
-		AWSRegion:    region,
-		EventTime:    modified.UTC().Format("2006-01-02T15:04:05.000Z"),
-		EventName:    "ObjectCreated:Put",
-		S3: Entity{
-			SchemaVersion: "1.0",
-			Bucket:        Bucket{Name: bucket, ARN: "arn:aws:s3:::" + bucket},
-			Object:        Object{Key: key, Size: size, ETag: cleanETag(etag)},
-		},
-	}
+	r := fromListing(region, bucket, "ObjectCreated:Put", modified)
+	r.S3.Object = Object{Key: key, Size: size, ETag: cleanETag(etag)}
+	return r
 }
 
 // removedRecord is the record of an object that listing no longer finds.
 func removedRecord(region, bucket, key string, now time.Time) Record {
+	r := fromListing(region, bucket, "ObjectRemoved:Delete", now)
+	r.S3.Object = Object{Key: key}
+	return r
+}
+
+// fromListing is the part of a record that a listing knows.
+func fromListing(region, bucket, event string, at time.Time) Record {
 	return Record{
 		EventVersion: "2.1",
 		EventSource:  "fnhost:list",
 		AWSRegion:    region,
-		EventTime:    now.UTC().Format("2006-01-02T15:04:05.000Z"),
-		EventName:    "ObjectRemoved:Delete",
+		EventTime:    at.UTC().Format("2006-01-02T15:04:05.000Z"),
+		EventName:    event,
 		S3: Entity{
 			SchemaVersion: "1.0",
 			Bucket:        Bucket{Name: bucket, ARN: "arn:aws:s3:::" + bucket},
-			Object:        Object{Key: key},
 		},
 	}
 }
