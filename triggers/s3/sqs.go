@@ -28,14 +28,28 @@ func newSQSClient(ac aws.Config, queueURL string) *sqs.Client {
 			return
 		}
 		host := u.Hostname()
-		if parts := strings.Split(host, "."); len(parts) == 4 && parts[0] == "sqs" && strings.HasSuffix(host, ".amazonaws.com") {
-			o.Region = parts[1]
+		if region, ok := awsQueueRegion(host); ok {
+			o.Region = region
 			return
 		}
-		if !strings.HasSuffix(host, ".amazonaws.com") && !strings.HasSuffix(host, ".amazonaws.com.cn") {
-			o.BaseEndpoint = aws.String(u.Scheme + "://" + u.Host)
-		}
+		o.BaseEndpoint = aws.String(u.Scheme + "://" + u.Host)
 	})
+}
+
+// awsQueueRegion tells whether host is an AWS SQS endpoint, and its region:
+// sqs.<region>.amazonaws.com(.cn), sqs.<region>.api.aws (dual stack) and the legacy
+// <region>.queue.amazonaws.com.
+func awsQueueRegion(host string) (string, bool) {
+	parts := strings.Split(host, ".")
+	switch {
+	case len(parts) >= 4 && parts[0] == "sqs" && (strings.HasSuffix(host, ".amazonaws.com") || strings.HasSuffix(host, ".amazonaws.com.cn")):
+		return parts[1], true
+	case len(parts) == 4 && parts[0] == "sqs" && strings.HasSuffix(host, ".api.aws"):
+		return parts[1], true
+	case len(parts) == 4 && parts[1] == "queue" && strings.HasSuffix(host, ".amazonaws.com"):
+		return parts[0], true
+	}
+	return "", false
 }
 
 // runSQS reads S3 notifications from the trigger's SQS queue: long polling, one batch

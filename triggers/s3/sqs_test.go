@@ -718,6 +718,9 @@ func TestSQSClientRegion(t *testing.T) {
 	}{
 		{"https://sqs.eu-west-1.amazonaws.com/123456789012/q", "eu-west-1", "sqs.eu-west-1.amazonaws.com", ""},
 		{"https://sqs.ap-southeast-2.amazonaws.com/123456789012/q", "ap-southeast-2", "sqs.ap-southeast-2.amazonaws.com", ""},
+		{"https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q", "cn-north-1", "sqs.cn-north-1.amazonaws.com.cn", ""},
+		{"https://sqs.eu-central-1.api.aws/123456789012/q", "eu-central-1", "sqs.eu-central-1.amazonaws.com", ""},
+		{"https://eu-west-3.queue.amazonaws.com/123456789012/q", "eu-west-3", "sqs.eu-west-3.amazonaws.com", ""},
 		{"http://127.0.0.1:9324/000000000000/q", "us-east-1", "127.0.0.1:9324", "http://127.0.0.1:9324"},
 		{"https://sqs.internal.example:8443/q", "us-east-1", "sqs.internal.example:8443", "https://sqs.internal.example:8443"},
 	} {
