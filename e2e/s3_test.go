@@ -209,7 +209,7 @@ func TestS3SetupCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setup --dry-run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"MINIO_NOTIFY_WEBHOOK_ENABLE_FNHOST=on", "MINIO_NOTIFY_WEBHOOK_ENDPOINT_FNHOST=http://" + p.addr + "/hooks/s3", "not applied (--dry-run)"} {
+	for _, want := range []string{"MINIO_NOTIFY_WEBHOOK_ENABLE_fnhost=on", "MINIO_NOTIFY_WEBHOOK_ENDPOINT_fnhost=http://" + p.addr + "/hooks/s3", "not applied (--dry-run)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
 		}

@@ -120,7 +120,7 @@ func New(m *manifest.Manifest, opts ...Option) (*Host, error) {
 		f := m.Functions[name]
 		handler, err := functions.New(f, functions.Options{Registry: reg})
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("function %q: %v", name, err))
+			problems = append(problems, err.Error()) // it names the function
 			continue
 		}
 		if handler, err = triggers.Wrap(f, handler); err != nil {

@@ -57,14 +57,18 @@ func validateCmd(g *globals) *cobra.Command {
 			var problems int
 			for _, name := range m.Order {
 				if _, err := functions.New(m.Functions[name], functions.Options{}); err != nil {
-					fmt.Fprintf(os.Stderr, "%s:%d:%d: function %q: %v\n", m.Path, m.Functions[name].Pos.Line, m.Functions[name].Pos.Column, name, err)
+					fmt.Fprintf(os.Stderr, "%s:%d:%d: %v\n", m.Path, m.Functions[name].Pos.Line, m.Functions[name].Pos.Column, err)
 					problems++
 				}
 			}
 			if problems > 0 {
 				return &exitError{code: 1}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d functions\n", g.file, len(m.Order))
+			noun := "functions"
+			if len(m.Order) == 1 {
+				noun = "function"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d %s\n", g.file, len(m.Order), noun)
 			return nil
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -50,6 +51,8 @@ already right. With --dry-run it only prints.`,
 				trigs []*manifest.S3Trigger
 				fns   []string
 				token string
+				// target is the manifest's target of the bucket's triggers, or --target.
+				target string
 			}
 			groups := map[string]*group{}
 			for _, name := range m.Order {
@@ -69,6 +72,9 @@ already right. With --dry-run it only prints.`,
 					if gr.token == "" {
 						gr.token = c.Token.Reveal()
 					}
+					if gr.target == "" && c.Target != "" && !cmd.Flags().Changed("target") {
+						gr.target = c.Target
+					}
 				}
 			}
 			if len(groups) == 0 {
@@ -81,22 +87,32 @@ already right. With --dry-run it only prints.`,
 			}
 			sort.Strings(ids)
 			tokens := map[string]bool{}
+			var targets []string
 			for _, id := range ids {
-				tokens[groups[id].token] = true
+				gr := groups[id]
+				tokens[gr.token] = true
+				if gr.target == "" {
+					gr.target = target
+				}
+				if !slices.Contains(targets, gr.target) {
+					targets = append(targets, gr.target)
+				}
 			}
 			if len(tokens) > 1 {
 				fmt.Fprintln(out, "note: the s3 triggers use different tokens; one MinIO target sends one token, so give each server its own target (--target) or use one token")
 			}
-			fmt.Fprintf(out, "1. Start the MinIO server with the webhook target %q (environment):\n\n", target)
 			token := groups[ids[0]].token
 			shown := token
 			if shown != "" {
 				shown = "<the s3 trigger's token>"
 			}
-			for _, kv := range s3.ServerSettings(target, hookURL, shown, queueDir) {
-				fmt.Fprintf(out, "   %s\n", kv)
+			for _, tg := range targets {
+				fmt.Fprintf(out, "1. Start the MinIO server with the webhook target %q (environment; the suffix's case matters):\n\n", tg)
+				for _, kv := range s3.ServerSettings(tg, hookURL, shown, queueDir) {
+					fmt.Fprintf(out, "   %s\n", kv)
+				}
+				fmt.Fprintf(out, "\n   (or at runtime: mc admin config set ALIAS notify_webhook:%s endpoint=%s auth_token=... and restart)\n", tg, hookURL)
 			}
-			fmt.Fprintf(out, "\n   (or at runtime: mc admin config set ALIAS notify_webhook:%s endpoint=%s auth_token=... and restart)\n", target, hookURL)
 			if queueDir == "" {
 				fmt.Fprintln(out, "   Without a queue_dir MinIO sends each event once, at once; what it fails to send is found by fnhost's listing (at start and every reconcile).")
 			}
@@ -104,8 +120,8 @@ already right. With --dry-run it only prints.`,
 			failed := 0
 			for _, id := range ids {
 				gr := groups[id]
-				plan := s3.PlanNotification(target, gr.trigs)
-				desc := fmt.Sprintf("   %s bucket %q -> %s events %s", gr.conn.Endpoint, plan.Bucket, s3.TargetARN(target), strings.Join(plan.Events, ","))
+				plan := s3.PlanNotification(gr.target, gr.trigs)
+				desc := fmt.Sprintf("   %s bucket %q -> %s events %s", gr.conn.Endpoint, plan.Bucket, s3.TargetARN(gr.target), strings.Join(plan.Events, ","))
 				if plan.Prefix != "" {
 					desc += " prefix " + plan.Prefix
 				}
@@ -145,7 +161,7 @@ already right. With --dry-run it only prints.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&target, "target", manifest.DefaultS3Target, "the ID of the MinIO webhook target")
+	cmd.Flags().StringVar(&target, "target", manifest.DefaultS3Target, "the ID of the MinIO webhook target (default: the triggers' target:, then fnhost)")
 	cmd.Flags().StringVar(&hookURL, "url", "", "the URL MinIO sends to (default: http://<host.listen>"+s3.WebhookPath+")")
 	cmd.Flags().StringVar(&queueDir, "queue-dir", "", "a directory where MinIO keeps events it could not send (adds up to 3 s of latency)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the settings without changing any bucket")

@@ -113,6 +113,7 @@ func (r *reconciler) submitCreated(ctx context.Context, cands []candidate, cur m
 	for i, c := range cands {
 		if have[keys[i]] == c.etag {
 			cur[c.key] = c.etag
+			eventsTotal.WithLabelValues(t.fn, "list", "duplicate").Inc()
 			continue
 		}
 		recs = append(recs, listedRecord(t.cfg.Region, t.cfg.Bucket, c.key, c.size, c.etag, c.modified))

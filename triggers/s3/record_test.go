@@ -167,7 +167,7 @@ func TestPlanNotification(t *testing.T) {
 		t.Errorf("plan = %+v\nwant %+v", p, want)
 	}
 	if got := ServerSettings("fnhost", "http://h:8080/hooks/s3", "tok", ""); !reflect.DeepEqual(got, []string{
-		"MINIO_NOTIFY_WEBHOOK_ENABLE_FNHOST=on", "MINIO_NOTIFY_WEBHOOK_ENDPOINT_FNHOST=http://h:8080/hooks/s3", "MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_FNHOST=tok",
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_fnhost=on", "MINIO_NOTIFY_WEBHOOK_ENDPOINT_fnhost=http://h:8080/hooks/s3", "MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_fnhost=tok",
 	}) {
 		t.Errorf("settings = %q", got)
 	}

@@ -76,7 +76,7 @@ func init() {
 var (
 	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fnhost_s3_events_total",
-		Help: "S3 records the s3 trigger handled, by function, how they came (webhook, listen, sqs, list) and result (submitted, duplicate, ignored).",
+		Help: "S3 records the s3 trigger handled, by function, how they came (webhook, listen, sqs, list) and result (submitted, duplicate, ignored). A listing counts the objects it looked up in the store: new, changed, and on its first pass every object; unchanged ones it skips without a lookup are not counted.",
 	}, []string{"function", "via", "result"})
 )
 

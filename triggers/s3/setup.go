@@ -17,9 +17,10 @@ func TargetARN(id string) string { return "arn:minio:sqs::" + id + ":webhook" }
 
 // ServerSettings are the environment variables that give a MinIO server the webhook
 // target id, sending to endpoint (the host's WebhookPath) with token, and keeping
-// undelivered events in queueDir while fnhost is away.
+// undelivered events in queueDir while fnhost is away. MinIO takes the target's ID from
+// the variables' suffix as it is written: the case matters.
 func ServerSettings(id, endpoint, token, queueDir string) []string {
-	up := strings.ToUpper(id)
+	up := id
 	out := []string{
 		"MINIO_NOTIFY_WEBHOOK_ENABLE_" + up + "=on",
 		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_" + up + "=" + endpoint,
