@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -44,12 +45,38 @@ type Webhook struct {
 
 var targetIDPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
+// minioReady is MinIO's health check.
+const minioReady = "/minio/health/live"
+
 // StartMinIO starts a single-drive MinIO server on 127.0.0.1 with its data in a
 // temporary directory, waits until /minio/health/live answers, and stops it when the test
 // ends. The server's output goes to the test log when the test fails.
 func StartMinIO(t testing.TB, opts MinIOOptions) *Server {
 	t.Helper()
 	bin := findBinary(t, "minio", "FNHOST_MINIO")
+	s, args, err := newMinIO(bin, opts, testDir(t))
+	if err != nil {
+		t.Fatal(err.Error())
+	}
+	launch(t, s, args, minioReady)
+	return s
+}
+
+// LaunchMinIO starts a MinIO server as StartMinIO does, for a program that is no test;
+// Close stops it and removes its data. When there is no minio binary the error wraps
+// ErrNoBinary.
+func LaunchMinIO(opts MinIOOptions) (*Server, error) {
+	bin, err := lookBinary("minio", "FNHOST_MINIO")
+	if err != nil {
+		return nil, err
+	}
+	return launchOwn("minio", func(tempDir func() (string, error)) (*Server, func(string) ([]string, error), error) {
+		return newMinIO(bin, opts, tempDir)
+	}, minioReady)
+}
+
+// newMinIO makes the MinIO server of opts and the arguments it starts with.
+func newMinIO(bin string, opts MinIOOptions, tempDir func() (string, error)) (*Server, func(addr string) ([]string, error), error) {
 	s := &Server{
 		Kind:      "minio",
 		AccessKey: or(opts.AccessKey, randomKey("fnhost")),
@@ -74,9 +101,11 @@ func StartMinIO(t testing.TB, opts MinIOOptions) *Server {
 	for _, id := range ids {
 		wh := opts.Webhooks[id]
 		if !targetIDPattern.MatchString(id) {
-			t.Fatalf("s3test: webhook target ID %q: want letters, digits and underscores", id)
+			return nil, nil, fmt.Errorf("s3test: webhook target ID %q: want letters, digits and underscores", id)
 		}
-		checkURL(t, "webhook endpoint", wh.Endpoint)
+		if err := checkURL("webhook endpoint", wh.Endpoint); err != nil {
+			return nil, nil, err
+		}
 		env = append(env,
 			"MINIO_NOTIFY_WEBHOOK_ENABLE_"+id+"=on",
 			"MINIO_NOTIFY_WEBHOOK_ENDPOINT_"+id+"="+wh.Endpoint,
@@ -87,24 +116,33 @@ func StartMinIO(t testing.TB, opts MinIOOptions) *Server {
 		if !wh.NoQueue {
 			dir := wh.QueueDir
 			if dir == "" {
-				dir = t.TempDir()
+				var err error
+				if dir, err = tempDir(); err != nil {
+					return nil, nil, err
+				}
 			}
 			env = append(env, "MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_"+id+"="+dir)
 		}
 	}
 	s.env = environ([]string{"MINIO_"}, append(env, opts.Env...)...)
-	root := t.TempDir()
+	root, err := tempDir()
+	if err != nil {
+		return nil, nil, err
+	}
 	s.Dir = filepath.Join(root, "data")
 	certs := filepath.Join(root, "certs")
-	launch(t, s, func(addr string) []string {
+	return s, func(addr string) ([]string, error) {
+		console, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
 		return []string{"server",
 			"--address", addr,
-			"--console-address", freeAddr(t),
+			"--console-address", console,
 			"--certs-dir", certs,
 			s.Dir,
-		}
-	}, "/minio/health/live")
-	return s
+		}, nil
+	}, nil
 }
 
 func or(s, def string) string {

@@ -1,17 +1,20 @@
 // Package s3test starts real S3 servers (MinIO and versitygw) on 127.0.0.1 for the tests
-// of the S3 trigger, and stops them when the test ends.
+// of the S3 trigger, and stops them when the test ends. LaunchMinIO and LaunchVersityGW
+// start the same servers for programs that are no tests (the benchmark), which stop
+// them with Close.
 //
 // The server binaries are looked up, in order, in $FNHOST_MINIO or $FNHOST_VERSITYGW,
 // in .cache/bin of the repository (scripts/tools.sh installs them there), in
 // ${XDG_CACHE_HOME:-$HOME/.cache}/fnhost/bin (the per-user cache scripts/tools.sh
 // fills), and in PATH. When a binary is missing the test is skipped, or fails when the
-// environment has CI=true.
+// environment has CI=true; Launch returns an error that wraps ErrNoBinary.
 package s3test
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -62,6 +65,8 @@ type Server struct {
 	env   []string
 	ready string // health check URL
 	log   *testlog.Buffer
+	// own is the directory that Close removes: the one Launch made for the server.
+	own string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -178,6 +183,15 @@ func (s *Server) Stop() {
 	stopGroup(cmd, exited)
 }
 
+// Close stops the server and, for a server that Launch started, removes its
+// directories.
+func (s *Server) Close() {
+	s.Stop()
+	if s.own != "" {
+		_ = os.RemoveAll(s.own)
+	}
+}
+
 // Restart stops the server and starts it again on the same port and directories, so
 // buckets, objects and MinIO's event queue survive.
 func (s *Server) Restart(t testing.TB) {
@@ -260,7 +274,7 @@ func (s *Server) answers(hc *http.Client) bool {
 
 // launch starts s with the arguments args(port) on a free port, trying other ports when
 // the chosen one was taken in between, and registers the cleanup that stops it.
-func launch(t testing.TB, s *Server, args func(addr string) []string, readyPath string) {
+func launch(t testing.TB, s *Server, args func(addr string) ([]string, error), readyPath string) {
 	t.Helper()
 	s.log = &testlog.Buffer{}
 	t.Cleanup(func() {
@@ -269,35 +283,76 @@ func launch(t testing.TB, s *Server, args func(addr string) []string, readyPath 
 			t.Logf("s3test: %s output:\n%s", s.Kind, s.Output())
 		}
 	})
+	if err := s.launch(args, readyPath); err != nil {
+		t.Fatalf("s3test: start %s: %v", s.Kind, err)
+	}
+}
+
+// launch starts s with the arguments args(port) on a free port, trying other ports when
+// the chosen one was taken in between.
+func (s *Server) launch(args func(addr string) ([]string, error), readyPath string) error {
 	var err error
 	for range 3 {
-		addr := freeAddr(t)
+		var addr string
+		if addr, err = freeAddr(); err != nil {
+			return err
+		}
 		s.Endpoint = "http://" + addr
 		s.ready = s.Endpoint + readyPath
-		s.args = args(addr)
+		if s.args, err = args(addr); err != nil {
+			return err
+		}
 		s.mu.Lock()
 		s.client = nil // for the new port
 		s.mu.Unlock()
 		before := len(s.Output())
 		if err = s.start(); err == nil {
-			return
+			return nil
 		}
 		if !strings.Contains(s.Output()[before:], "already in use") {
 			break
 		}
 	}
-	t.Fatalf("s3test: start %s: %v", s.Kind, err)
+	return err
+}
+
+// builder makes a server that is not started yet and the arguments it starts with on
+// addr; tempDir makes the directories it keeps its data in.
+type builder func(tempDir func() (string, error)) (*Server, func(addr string) ([]string, error), error)
+
+// launchOwn starts the server that build makes, for Launch: its directories are made in
+// one that Close removes.
+func launchOwn(kind string, build builder, readyPath string) (*Server, error) {
+	own, err := os.MkdirTemp("", "fnhost-"+kind+"-")
+	if err != nil {
+		return nil, err
+	}
+	s, args, err := build(func() (string, error) { return os.MkdirTemp(own, "") })
+	if err != nil {
+		_ = os.RemoveAll(own)
+		return nil, err
+	}
+	s.own, s.log = own, &testlog.Buffer{}
+	if err := s.launch(args, readyPath); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("s3test: start %s: %w\n%s", kind, err, s.Output())
+	}
+	return s, nil
+}
+
+// testDir is the tempDir function of a test: t.TempDir, which never fails.
+func testDir(t testing.TB) func() (string, error) {
+	return func() (string, error) { return t.TempDir(), nil }
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("s3test: no free port: %v", err)
+		return "", fmt.Errorf("s3test: no free port: %w", err)
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().String(), nil
 }
 
 // environ is the test's environment without the variables whose names start with one of
@@ -316,41 +371,62 @@ outer:
 	return append(env, extra...)
 }
 
+// ErrNoBinary is what the errors of LaunchMinIO and LaunchVersityGW wrap when the
+// server's binary is not installed.
+var ErrNoBinary = errors.New("s3test: server binary not installed")
+
+// noBinary is the error of a missing binary: its message says where it was looked for.
+type noBinary struct{ msg string }
+
+func (e noBinary) Error() string { return e.msg }
+func (e noBinary) Unwrap() error { return ErrNoBinary }
+
 // findBinary returns the path of the server binary name, or skips (fails under CI=true)
 // the test when there is none.
 func findBinary(t testing.TB, name, envVar string) string {
 	t.Helper()
+	p, err := lookBinary(name, envVar)
+	switch {
+	case err == nil:
+		return p
+	case !errors.Is(err, ErrNoBinary):
+		t.Fatalf("%v", err)
+	case os.Getenv("CI") == "true":
+		t.Fatal(err.Error())
+	default:
+		t.Skip(err.Error())
+	}
+	return ""
+}
+
+// lookBinary returns the path of the server binary name.
+func lookBinary(name, envVar string) (string, error) {
 	if p := os.Getenv(envVar); p != "" {
 		if isExecutable(p) {
-			return p
+			return p, nil
 		}
-		t.Fatalf("s3test: $%s is %q, which is no executable file", envVar, p)
+		return "", fmt.Errorf("s3test: $%s is %q, which is no executable file", envVar, p)
 	}
 	looked := []string{"$" + envVar}
 	if root, ok := repoRoot(); ok {
 		p := filepath.Join(root, ".cache", "bin", name)
 		if isExecutable(p) {
-			return p
+			return p, nil
 		}
 		looked = append(looked, p)
 	}
 	if dir := sharedCache(); dir != "" {
 		p := filepath.Join(dir, name)
 		if isExecutable(p) {
-			return p
+			return p, nil
 		}
 		looked = append(looked, p)
 	}
 	if p, err := exec.LookPath(name); err == nil {
-		return p
+		return p, nil
 	}
 	looked = append(looked, "PATH")
-	msg := fmt.Sprintf("s3test: no %s binary (looked in %s); run scripts/tools.sh (or make test) to install %s", name, strings.Join(looked, ", "), name)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return "", noBinary{fmt.Sprintf("s3test: no %s binary (looked in %s); run scripts/tools.sh (or make test) to install %s", name, strings.Join(looked, ", "), name)}
 }
 
 // sharedCache is the per-user directory scripts/tools.sh builds the servers into:
@@ -399,11 +475,11 @@ func isExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// checkURL fails the test when u is no absolute http(s) URL.
-func checkURL(t testing.TB, what, u string) {
-	t.Helper()
+// checkURL says what is wrong when u is no absolute http(s) URL.
+func checkURL(what, u string) error {
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		t.Fatalf("s3test: %s %q is no http(s) URL", what, u)
+		return fmt.Errorf("s3test: %s %q is no http(s) URL", what, u)
 	}
+	return nil
 }

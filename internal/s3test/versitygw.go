@@ -44,12 +44,39 @@ const healthPath = "/_health"
 func StartVersityGW(t testing.TB, opts VersityGWOptions) *Server {
 	t.Helper()
 	bin := findBinary(t, "versitygw", "FNHOST_VERSITYGW")
+	s, args, err := newVersityGW(bin, opts, testDir(t))
+	if err != nil {
+		t.Fatal(err.Error())
+	}
+	launch(t, s, args, healthPath)
+	return s
+}
+
+// LaunchVersityGW starts a versitygw gateway as StartVersityGW does, for a program that
+// is no test; Close stops it and removes its data. When there is no versitygw binary
+// the error wraps ErrNoBinary.
+func LaunchVersityGW(opts VersityGWOptions) (*Server, error) {
+	bin, err := lookBinary("versitygw", "FNHOST_VERSITYGW")
+	if err != nil {
+		return nil, err
+	}
+	return launchOwn("versitygw", func(tempDir func() (string, error)) (*Server, func(string) ([]string, error), error) {
+		return newVersityGW(bin, opts, tempDir)
+	}, healthPath)
+}
+
+// newVersityGW makes the versitygw gateway of opts and the arguments it starts with.
+func newVersityGW(bin string, opts VersityGWOptions, tempDir func() (string, error)) (*Server, func(addr string) ([]string, error), error) {
+	dir, err := tempDir()
+	if err != nil {
+		return nil, nil, err
+	}
 	s := &Server{
 		Kind:      "versitygw",
 		AccessKey: or(opts.AccessKey, randomKey("fnhost")),
 		SecretKey: or(opts.SecretKey, randomKey("secret")),
 		Region:    or(opts.Region, DefaultRegion),
-		Dir:       t.TempDir(),
+		Dir:       dir,
 		bin:       bin,
 	}
 	global := []string{
@@ -59,7 +86,9 @@ func StartVersityGW(t testing.TB, opts VersityGWOptions) *Server {
 		"--health", healthPath,
 	}
 	if opts.WebhookURL != "" {
-		checkURL(t, "webhook URL", opts.WebhookURL)
+		if err := checkURL("webhook URL", opts.WebhookURL); err != nil {
+			return nil, nil, err
+		}
 		global = append(global, "--event-webhook-url", opts.WebhookURL)
 	}
 	if len(opts.Events) > 0 {
@@ -69,24 +98,31 @@ func StartVersityGW(t testing.TB, opts VersityGWOptions) *Server {
 		}
 		b, err := json.Marshal(filter)
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
-		path := filepath.Join(t.TempDir(), "event-filter.json")
+		fdir, err := tempDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		path := filepath.Join(fdir, "event-filter.json")
 		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		global = append(global, "--event-filter", path)
 	}
 	global = append(global, opts.Args...)
 	posix := []string{"posix"}
 	if opts.Versioning {
-		posix = append(posix, "--versioning-dir", t.TempDir())
+		vdir, err := tempDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		posix = append(posix, "--versioning-dir", vdir)
 	}
 	posix = append(posix, s.Dir)
 	s.env = environ([]string{"VGW_", "ROOT_ACCESS_KEY", "ROOT_SECRET", "WEBHOOK=", "LOGFILE="}, opts.Env...)
-	launch(t, s, func(addr string) []string {
+	return s, func(addr string) ([]string, error) {
 		args := append([]string{"--port", addr}, global...)
-		return append(args, posix...)
-	}, healthPath)
-	return s
+		return append(args, posix...), nil
+	}, nil
 }

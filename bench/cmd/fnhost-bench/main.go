@@ -1,7 +1,8 @@
 // Command fnhost-bench measures fnhost beside baselines taken in the same run on the
 // same machine, so that the ratios hold on a noisy machine: raw SQLite inserts for the
 // durable executor, a bare net/http handler for HTTP intake, a bare fork/exec for exec
-// handlers. It prints one table; `make bench` runs it.
+// handlers, a bare webhook receiver and ListObjectsV2 loop beside the s3 trigger on real
+// MinIO and versitygw servers. It prints one table; `make bench` runs it.
 package main
 
 import (
@@ -108,6 +109,9 @@ func main() {
 		{"exec", benchExec},
 		{"fs", benchFS},
 		{"cron", benchCron},
+		{"s3-webhook", benchS3Webhook},
+		{"s3-poll", benchS3Poll},
+		{"s3-intake", benchS3Intake},
 	}
 	for i, s := range sections {
 		if *flagOnly != "" && !strings.Contains(s.name, *flagOnly) {
