@@ -219,6 +219,41 @@ type Store interface {
 	// page as after gives the next page.
 	ReceiptKeys(ctx context.Context, function, prefix, after string, limit int) ([]string, error)
 
+	// ServerHeartbeat records that the fnhost instance s.ID is alive at s.HeartbeatAt,
+	// registering it on its first call and updating its other fields on every call.
+	ServerHeartbeat(ctx context.Context, s Server) error
+	// Servers lists the registered instances whose last heartbeat is at or after since,
+	// by id.
+	Servers(ctx context.Context, since time.Time) ([]Server, error)
+	// RemoveServer unregisters an instance (a graceful stop). An unknown id is ignored.
+	RemoveServer(ctx context.Context, id string) error
+	// PruneServers unregisters the instances whose last heartbeat is before before and
+	// returns how many.
+	PruneServers(ctx context.Context, before time.Time) (int, error)
+
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Server is one fnhost instance working on the store.
+type Server struct {
+	ID          string    `json:"id"`
+	Hostname    string    `json:"hostname"`
+	PID         int       `json:"pid"`
+	Version     string    `json:"version"`
+	Workers     int       `json:"workers"`
+	InFlight    int       `json:"in_flight"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+}
+
+// Notifier is implemented by stores that several hosts share and that can tell each of
+// them when work became ready elsewhere (PostgreSQL's LISTEN/NOTIFY), so that an idle
+// host starts it at once instead of at its next poll.
+type Notifier interface {
+	// Notify returns a channel that receives (coalesced: it holds at most one value)
+	// when invocations became ready: enqueued, retried, released, rescued, or a then
+	// continuation whose parent finished. It may also receive without cause, after a
+	// lost connection for instance.
+	Notify() <-chan struct{}
 }

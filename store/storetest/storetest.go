@@ -113,6 +113,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnqueueFinishedThen", testEnqueueFinishedThen},
 		{"EnqueueFinishedSpawn", testEnqueueFinishedSpawn},
 		{"EnqueueFinishedDuplicate", testEnqueueFinishedDuplicate},
+		{"Servers", testServers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
