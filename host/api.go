@@ -426,17 +426,46 @@ type ServerView struct {
 	Heartbeat time.Time `json:"heartbeat_at"`
 	Workers   int       `json:"workers"`
 	InFlight  int       `json:"in_flight"`
-	Lease     string    `json:"lease"`
+	// Self marks the instance that answers; Leader the one that runs maintenance.
+	Self   bool `json:"self"`
+	Leader bool `json:"leader"`
+	// Alive is false for an instance whose heartbeat is older than a lease: its
+	// invocations are rescued by the others within rescue_within.
+	Alive bool `json:"alive"`
 }
 
+// servers lists the instances working on the store, with the lease and the bound on
+// how long a dead instance's invocations wait before another one rescues them.
 func (h *Host) servers(w http.ResponseWriter, r *http.Request) {
-	host, _ := os.Hostname()
-	me := ServerView{
-		ID: h.rt.Owner(), Hostname: host, PID: os.Getpid(), Version: fnhost.Version,
-		StartedAt: h.started.UTC(), Heartbeat: time.Now().UTC(), Workers: h.m.Host.Workers,
-		InFlight: h.rt.InFlight(), Lease: h.m.Host.Lease.String(),
+	now := time.Now().UTC()
+	lease := h.rt.Lease()
+	list, err := h.st.Servers(r.Context(), now.Add(-10*lease))
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "list servers: %v", err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": []ServerView{me}, "next_cursor": ""})
+	items := []ServerView{}
+	self := false
+	for _, s := range list {
+		v := ServerView{ID: s.ID, Hostname: s.Hostname, PID: s.PID, Version: s.Version, StartedAt: s.StartedAt,
+			Heartbeat: s.HeartbeatAt, Workers: s.Workers, InFlight: s.InFlight,
+			Self: s.ID == h.rt.Owner(), Leader: s.ID == h.rt.Leader(), Alive: !s.HeartbeatAt.Before(now.Add(-lease))}
+		if v.Self {
+			// This instance's own figures are at hand, fresher than its last heartbeat.
+			self, v.InFlight, v.Heartbeat, v.Alive = true, h.rt.InFlight(), now, true
+		}
+		items = append(items, v)
+	}
+	if !self {
+		host, _ := os.Hostname()
+		items = append(items, ServerView{ID: h.rt.Owner(), Hostname: host, PID: os.Getpid(), Version: fnhost.Version,
+			StartedAt: h.started.UTC(), Heartbeat: now, Workers: h.m.Host.Workers, InFlight: h.rt.InFlight(),
+			Self: true, Leader: h.rt.IsLeader(), Alive: true})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"items": items, "next_cursor": "",
+		"lease": lease.String(), "rescue_within": h.rt.RescueWithin().String(),
+	})
 }
 
 // QueueView is a queue as the API shows it.

@@ -101,6 +101,10 @@ type Runtime struct {
 	loops       sync.WaitGroup
 	completerWG sync.WaitGroup
 	timer       *time.Timer
+
+	started  time.Time
+	leader   atomic.Bool
+	leaderID atomic.Value // string
 }
 
 type running struct {
@@ -187,6 +191,7 @@ func (r *Runtime) Function(name string) (*Function, bool) {
 // Start rescues what a previous run left behind and starts the dispatcher, the
 // completion writer, the heartbeat and maintenance. It returns at once.
 func (r *Runtime) Start(ctx context.Context) error {
+	r.started = time.Now().UTC()
 	if n, err := r.st.Rescue(ctx, time.Now()); err != nil {
 		return fmt.Errorf("runtime: rescue at start: %w", err)
 	} else if n > 0 {
@@ -197,8 +202,9 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.loops.Add(2)
 	go r.dispatcher()
 	go r.maintenance()
-	r.completerWG.Add(1)
+	r.completerWG.Add(2)
 	go r.heartbeat()
+	go r.presence()
 	r.poke()
 	return nil
 }
@@ -222,6 +228,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 		<-drained
 	}
 	r.releaseReady()
+	r.resign()
 	close(r.hbStop)
 	close(r.completions)
 	r.completerWG.Wait()
@@ -679,6 +686,7 @@ func (r *Runtime) dispatcher() {
 	defer r.loops.Done()
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
+	others := r.notifications()
 	for {
 		if r.stopping.Load() {
 			return
@@ -690,6 +698,7 @@ func (r *Runtime) dispatcher() {
 		case <-r.stopCh:
 			return
 		case <-r.wake:
+		case <-others:
 		case <-poll.C:
 		case <-r.timer.C:
 			r.mu.Lock()
@@ -1107,28 +1116,35 @@ func (r *Runtime) heartbeat() {
 	}
 }
 
-// maintenance rescues expired leases of stopped hosts and prunes old invocations.
+// maintenance rescues expired leases of stopped hosts and prunes old invocations and
+// silent servers. Of the hosts sharing a store, only the elected leader does it.
 func (r *Runtime) maintenance() {
 	defer r.loops.Done()
-	rescue := time.NewTicker(max(r.cfg.Lease/2, time.Second))
+	rescue := time.NewTicker(r.maintenanceEvery())
 	defer rescue.Stop()
-	prune := time.NewTicker(10 * time.Minute)
-	defer prune.Stop()
-	r.prune()
+	lastPrune := time.Time{}
 	for {
-		select {
-		case <-r.stopCh:
-			return
-		case <-rescue.C:
-			n, err := r.st.Rescue(r.runCtx, time.Now().UTC())
+		now := time.Now().UTC()
+		if r.lead(now) {
+			n, err := r.st.Rescue(r.runCtx, now)
 			if err != nil {
 				r.log.Error("rescue", "err", err)
 			} else if n > 0 {
 				r.log.Warn("rescued invocations whose host stopped heartbeating", "count", n)
 				r.poke()
 			}
-		case <-prune.C:
-			r.prune()
+			if now.Sub(lastPrune) >= 10*time.Minute {
+				lastPrune = now
+				r.prune()
+				if _, err := r.st.PruneServers(r.runCtx, now.Add(-10*r.cfg.Lease)); err != nil {
+					r.log.Error("prune servers", "err", err)
+				}
+			}
+		}
+		select {
+		case <-r.stopCh:
+			return
+		case <-rescue.C:
 		}
 	}
 }
