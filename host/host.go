@@ -30,6 +30,7 @@ import (
 	"github.com/fnhost/fnhost/triggers"
 
 	// The embedded default store and the trigger kinds.
+	_ "github.com/fnhost/fnhost/store/postgres"
 	_ "github.com/fnhost/fnhost/store/sqlite"
 	_ "github.com/fnhost/fnhost/triggers/cron"
 	_ "github.com/fnhost/fnhost/triggers/fs"

@@ -62,7 +62,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.apiKey, "api-key", "", "API key (default: $FNHOST_API_KEY, then the manifest's host.api_key)")
 	root.AddCommand(
 		runCmd(g), validateCmd(g), invokeCmd(g), runsCmd(g), showCmd(g),
-		retryCmd(g), cancelCmd(g), enqueueCmd(g), s3Cmd(g), initCmd(), versionCmd(),
+		retryCmd(g), cancelCmd(g), enqueueCmd(g), s3Cmd(g), migrateCmd(g), initCmd(), versionCmd(),
 	)
 	return root
 }
