@@ -112,6 +112,7 @@ func main() {
 		{"s3-webhook", benchS3Webhook},
 		{"s3-poll", benchS3Poll},
 		{"s3-intake", benchS3Intake},
+		{"postgres", benchPostgres},
 	}
 	for i, s := range sections {
 		if *flagOnly != "" && !strings.Contains(s.name, *flagOnly) {
