@@ -197,6 +197,17 @@ func NewIDAt(t time.Time) string {
 	return ulid.MustNew(ulid.Timestamp(t), idEntropy).String()
 }
 
+// MinIDAt returns the smallest ULID of the millisecond of t: every id made by NewIDAt
+// for that millisecond or a later one sorts at or after it, every earlier one before.
+// Stores find the invocations created in a time range by it.
+func MinIDAt(t time.Time) string {
+	var id ulid.ULID
+	if t.UnixMilli() > 0 {
+		_ = id.SetTime(min(ulid.Timestamp(t), ulid.MaxTime())) // within MaxTime: no error
+	}
+	return id.String()
+}
+
 // Submission is one request to run a function, as triggers, the API and the CLI make it.
 type Submission struct {
 	// ID is optional; a new ULID is used when empty.

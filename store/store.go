@@ -25,7 +25,10 @@ var ErrConflict = errors.New("conflict")
 
 // NewInvocation is an invocation to persist.
 type NewInvocation struct {
-	// ID is set by the caller (fnhost.NewID) so that it is known before the write.
+	// ID is set by the caller so that it is known before the write: a ULID of the
+	// creation time, fnhost.NewIDAt(CreatedAt). List finds the invocations created in a
+	// time range by their ids, so an id whose time is not its CreatedAt may be missed by
+	// a List with Since or Until.
 	ID       string
 	Function string
 	Trigger  string
@@ -125,6 +128,12 @@ type Filter struct {
 	Since, Until time.Time
 	Limit        int
 	Cursor       string
+	// MaxScan, when positive, bounds the rows List examines beyond those its indexes
+	// select exactly (the filters an index cannot answer, such as a trigger, are
+	// checked row by row): List then stops after MaxScan candidate rows, and the page may
+	// hold fewer than Limit items, even none, while NextCursor is set; the listing goes
+	// on from there. Zero examines as many rows as it takes to fill the page.
+	MaxScan int
 }
 
 // Page is one page of a List.
@@ -139,6 +148,32 @@ type Stats struct {
 	ByState map[fnhost.State]int64
 	// Ready counts invocations that could run now (the queue depth).
 	Ready int64
+}
+
+// Bucket counts the attempts of one function that ended in one minute.
+type Bucket struct {
+	// Minute is the start of the minute, in UTC.
+	Minute   time.Time `json:"minute"`
+	Function string    `json:"function"`
+	// Succeeded counts the attempts that succeeded.
+	Succeeded int64 `json:"succeeded"`
+	// Failed counts the attempts that failed or timed out, whether retried or not.
+	Failed int64 `json:"failed"`
+	// Dead counts the invocations whose attempt ended them failed: attempts exhausted,
+	// or a permanent failure.
+	Dead int64 `json:"dead"`
+}
+
+// FunctionCounts are the invocations of one function in each state that has an index
+// of its own: every state but succeeded.
+type FunctionCounts struct {
+	Scheduled, Pending, Running, Awaiting, Failed, Cancelled int64
+	// Ready counts the pending invocations and the scheduled ones due at the time
+	// asked for: the function's backlog.
+	Ready int64
+	// OldestReady is the earliest run_at of the ready invocations (the one waiting
+	// longest); zero when none is ready.
+	OldestReady time.Time
 }
 
 // Store persists invocations and their attempts. Every method is safe for concurrent use.
@@ -189,10 +224,22 @@ type Store interface {
 	// running one gets a cancelled attempt recorded; its handler learns of it at the
 	// next Heartbeat.
 	Cancel(ctx context.Context, id string, now time.Time) (*fnhost.Invocation, error)
-	// Prune deletes terminal invocations that finished before the given time.
+	// Prune deletes terminal invocations that finished before the given time, and the
+	// Throughput buckets of the minutes before it.
 	Prune(ctx context.Context, before time.Time) (int, error)
 	// Stats counts invocations by state.
 	Stats(ctx context.Context, now time.Time) (Stats, error)
+	// Counts returns, for each function with invocations in a state other than
+	// succeeded, how many it has in each of them, and its ready backlog at now. It reads
+	// the indexes of those states only, so that its cost follows the live work and the
+	// failed and cancelled sets, never the succeeded bulk of the history; Throughput
+	// tells how many succeeded.
+	Counts(ctx context.Context, now time.Time) (map[string]FunctionCounts, error)
+	// Throughput returns the buckets of the minutes from since on, ordered by minute,
+	// then function. Complete and Enqueue with a Completion count the attempts they
+	// record, in the same transaction; lost, released and cancelled attempts are not
+	// counted. Prune drops the buckets of the minutes before its time.
+	Throughput(ctx context.Context, since time.Time) ([]Bucket, error)
 
 	// GetState returns the trigger state stored under key (a cron trigger's last slot,
 	// a poll checkpoint), or nil, nil when the key is unset. A stored empty value comes

@@ -162,18 +162,32 @@ const completionInput = `x AS (
 			a_started, a_duration, a_outcome, a_error, a_log, a_truncated, a_owner)
 	)`
 
-// finishSQL completes the invocations whose CTE u (id, attempt, started_at) says they
-// are to be completed, each as its row of x says: it records their attempts, wakes
-// the awaiting `then` children of the successes (with their ThenEvent) and cancels
-// every other awaiting descendant of the ended ones. It returns the ids of u, their
+// finishSQL completes the invocations whose CTE u (id, attempt, started_at, function)
+// says they are to be completed, each as its row of x says: it records their attempts
+// and adds them to the throughput buckets, wakes the awaiting `then` children of the
+// successes (with their ThenEvent) and cancels every other awaiting descendant of the
+// ended ones. It returns the ids of u, their
 // attempt numbers and how many children woke. pre holds CTEs that u reads, each
 // followed by a comma.
 func finishSQL(pre, u string) string {
 	return `WITH RECURSIVE ` + completionInput + `,` + pre + `
 	u AS (` + u + `),
 	d AS (
-		SELECT x.*, u.attempt, COALESCE(x.a_started, u.started_at, x.finished) AS started
+		SELECT x.*, u.attempt, u.function, COALESCE(x.a_started, u.started_at, x.finished) AS started
 		FROM u JOIN x ON x.id = u.id
+	),
+	tp AS (
+		-- Each connection adds to buckets of its own (shard), so that concurrent
+		-- completions never wait for each other's bucket rows.
+		INSERT INTO throughput AS t (minute, function, shard, succeeded, failed, dead)
+		SELECT to_timestamp(floor(extract(epoch FROM finished) / 60) * 60), function, pg_backend_pid(),
+			count(*) FILTER (WHERE a_outcome = 'succeeded'),
+			count(*) FILTER (WHERE a_outcome IN ('failed', 'timeout')),
+			count(*) FILTER (WHERE state = 'failed')
+		FROM d GROUP BY 1, 2
+		HAVING count(*) FILTER (WHERE a_outcome IN ('succeeded', 'failed', 'timeout') OR state = 'failed') > 0
+		ON CONFLICT (minute, function, shard) DO UPDATE SET succeeded = t.succeeded + EXCLUDED.succeeded,
+			failed = t.failed + EXCLUDED.failed, dead = t.dead + EXCLUDED.dead
 	),
 	att AS (
 		INSERT INTO attempts (invocation_id, number, started_at, finished_at, duration_ms, outcome, error,
@@ -213,11 +227,12 @@ var completeSQL = finishSQL("", `UPDATE invocations i SET state = x.state, run_a
 			finished_at = x.finished_at, output = COALESCE(x.output, i.output), error = NULLIF(x.error, ''),
 			lease_owner = '', lease_until = NULL
 		FROM x WHERE i.id = x.id AND i.state = 'running' AND i.lease_owner = x.owner
-		RETURNING i.id, i.attempt, i.started_at`)
+		RETURNING i.id, i.attempt, i.started_at, i.function`)
 
 // finishInsertedSQL applies the rest of the completions of invocations just inserted
 // finished: attempt 1, whose start the completion holds.
-var finishInsertedSQL = finishSQL("", `SELECT id, 1 AS attempt, NULL::timestamptz AS started_at FROM x`)
+var finishInsertedSQL = finishSQL("", `SELECT x.id, 1 AS attempt, NULL::timestamptz AS started_at, i.function
+		FROM x JOIN invocations i ON i.id = x.id`)
 
 // Complete records finished attempts: the invocation's next state, its attempt row, the
 // wake-up or cancellation of its awaiting children, and the invocations it spawns, all

@@ -112,7 +112,7 @@ func (s *Store) insertPlain(ctx context.Context, q querier, rows []newRow) ([]st
 // insertFinishedSQL inserts rows stored finished and applies the rest of their
 // completions, in one statement.
 var insertFinishedSQL = finishSQL(`
-	ins AS (`+insertInto(17)+`),`, `SELECT x.id, 1 AS attempt, NULL::timestamptz AS started_at FROM x JOIN ins ON ins.id = x.id`)
+	ins AS (`+insertInto(17, "id, function")+`),`, `SELECT x.id, 1 AS attempt, NULL::timestamptz AS started_at, ins.function FROM x JOIN ins ON ins.id = x.id`)
 
 // insertFinished inserts rows that isFinishedOnly accepts with one statement.
 func (s *Store) insertFinished(ctx context.Context, q querier, rows []newRow) ([]store.EnqueueResult, bool, error) {

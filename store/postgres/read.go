@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,47 +66,84 @@ const MaxListLimit = 1000
 // List returns invocations matching f, newest (largest id) first, without event and
 // attempts. Since is inclusive and Until exclusive. The cursor is the id of the last
 // item of the previous page; NextCursor is empty on the last page.
+//
+// The conditions an index answers (the parent, a state with an index of its own, with
+// the function, running, the function, the id bounds of the cursor and of Since and
+// Until, which bound the ULIDs of the creation time) are told apart from those checked
+// row by row; with MaxScan, a first query finds the id where MaxScan rows of the former
+// end, and the page stops there. States are written into the statement as literals
+// (they are checked against the known states), so that the planner can match them to
+// the partial indexes whatever plan it caches.
 func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultListLimit
 	}
 	limit = min(limit, MaxListLimit)
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, arg any) {
-		args = append(args, arg)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	if f.State != "" && !slices.Contains(fnhost.States, f.State) {
+		return store.Page{}, fmt.Errorf("list: unknown state %q", f.State)
 	}
-	if f.Function != "" {
-		add("function = ?", f.Function)
+	// idx holds the conditions an index answers, rest those checked row by row; each
+	// is SQL with ? for its one argument, or none.
+	var idx, rest conds
+	stateLit := "'" + string(f.State) + "'"
+	function, state := f.Function != "", f.State != ""
+	switch {
+	case f.ParentID != "":
+		idx.add("parent_id = ?", f.ParentID)
+	case indexedState(f.State):
+		idx.add("state = " + stateLit)
+		idx.add(`state NOT IN ('pending', 'running', 'succeeded')`)
+		if function {
+			idx.add("function = ?", f.Function)
+			function = false
+		}
+		state = false
+	case f.State == fnhost.StateRunning:
+		idx.add("state = 'running'")
+		state = false
+	case function:
+		idx.add("function = ?", f.Function)
+		function = false
 	}
-	if f.State != "" {
-		add("state = ?", string(f.State))
+	if function {
+		rest.add("function = ?", f.Function)
+	}
+	if state {
+		rest.add("state = " + stateLit)
 	}
 	if f.Trigger != "" {
-		add("trigger = ?", f.Trigger)
-	}
-	if f.ParentID != "" {
-		add("parent_id = ?", f.ParentID)
+		rest.add("trigger = ?", f.Trigger)
 	}
 	if !f.Since.IsZero() {
-		add("created_at >= ?", f.Since)
+		idx.add("id >= ?", fnhost.MinIDAt(f.Since))
+		rest.add("created_at >= ?", f.Since)
 	}
 	if !f.Until.IsZero() {
-		add("created_at < ?", f.Until)
+		idx.add("id < ?", fnhost.MinIDAt(f.Until.Add(time.Millisecond)))
+		rest.add("created_at < ?", f.Until)
 	}
 	if f.Cursor != "" {
-		add("id < ?", f.Cursor)
+		idx.add("id < ?", f.Cursor)
 	}
-	q := `SELECT ` + invColumns + ` FROM invocations`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
+	floor := ""
+	if f.MaxScan > 0 && len(rest.sql) > 0 {
+		var last *string
+		var n int
+		where, args := idx.where()
+		q := `SELECT min(id), count(*) FROM (SELECT id FROM invocations` + where + ` ORDER BY id DESC LIMIT ` +
+			strconv.Itoa(f.MaxScan) + `) w`
+		if err := s.pool.QueryRow(ctx, q, args...).Scan(&last, &n); err != nil {
+			return store.Page{}, fmt.Errorf("list: %w", err)
+		}
+		if n >= f.MaxScan && last != nil {
+			floor = *last
+			rest.add("id >= ?", floor)
+		}
 	}
-	args = append(args, limit+1)
-	q += ` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	all := conds{sql: append(idx.sql, rest.sql...), args: append(idx.args, rest.args...)}
+	where, args := all.where()
+	q := `SELECT ` + invColumns + ` FROM invocations` + where + ` ORDER BY id DESC LIMIT ` + strconv.Itoa(limit+1)
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
@@ -122,11 +160,138 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	if err := rows.Err(); err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
-	if len(page.Items) > limit {
+	switch {
+	case len(page.Items) > limit:
 		page.Items = page.Items[:limit]
 		page.NextCursor = page.Items[limit-1].ID
+	case floor != "":
+		page.NextCursor = floor
 	}
 	return page, nil
+}
+
+// conds are the conditions of a WHERE clause, each with ? for its argument or with
+// none.
+type conds struct {
+	sql  []string
+	args [][]any
+}
+
+func (c *conds) add(sql string, args ...any) {
+	c.sql = append(c.sql, sql)
+	c.args = append(c.args, args)
+}
+
+// where renders the conditions as a WHERE clause (empty without conditions) with
+// numbered parameters, and returns it with their arguments.
+func (c *conds) where() (string, []any) {
+	if len(c.sql) == 0 {
+		return "", nil
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString(" WHERE ")
+	for i, cond := range c.sql {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		for _, arg := range c.args[i] {
+			args = append(args, arg)
+			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
+		}
+		b.WriteString(cond)
+	}
+	return b.String(), args
+}
+
+// indexedState reports whether state has the indexes invocations_state and
+// invocations_function_state of its own.
+func indexedState(state fnhost.State) bool {
+	switch state {
+	case fnhost.StateScheduled, fnhost.StateAwaiting, fnhost.StateFailed, fnhost.StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Counts returns the invocations of each function in every state but succeeded, from
+// the indexes of those states: the claim index for pending and scheduled (with the
+// backlog due at now), the running index, and the function and state index for the
+// others.
+func (s *Store) Counts(ctx context.Context, now time.Time) (map[string]store.FunctionCounts, error) {
+	out := map[string]store.FunctionCounts{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT function, count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'scheduled'),
+			count(*) FILTER (WHERE state = 'pending' OR run_at <= $1),
+			min(run_at) FILTER (WHERE state = 'pending' OR run_at <= $1)
+		FROM invocations WHERE state IN ('pending', 'scheduled') GROUP BY function`, now).Query(func(rs pgx.Rows) error {
+		for rs.Next() {
+			var fn string
+			var c store.FunctionCounts
+			var oldest *time.Time
+			if err := rs.Scan(&fn, &c.Pending, &c.Scheduled, &c.Ready, &oldest); err != nil {
+				return err
+			}
+			if oldest != nil {
+				c.OldestReady = oldest.UTC()
+			}
+			out[fn] = c
+		}
+		return rs.Err()
+	})
+	b.Queue(`SELECT function, 'running', count(*) FROM invocations WHERE state = 'running' GROUP BY function
+		UNION ALL
+		SELECT function, state, count(*) FROM invocations
+		WHERE state NOT IN ('pending', 'running', 'succeeded') AND state <> 'scheduled' GROUP BY function, state`).Query(func(rs pgx.Rows) error {
+		for rs.Next() {
+			var fn, state string
+			var n int64
+			if err := rs.Scan(&fn, &state, &n); err != nil {
+				return err
+			}
+			c := out[fn]
+			switch fnhost.State(state) {
+			case fnhost.StateRunning:
+				c.Running = n
+			case fnhost.StateAwaiting:
+				c.Awaiting = n
+			case fnhost.StateFailed:
+				c.Failed = n
+			case fnhost.StateCancelled:
+				c.Cancelled = n
+			}
+			out[fn] = c
+		}
+		return rs.Err()
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("counts: %w", err)
+	}
+	return out, nil
+}
+
+// Throughput returns the buckets of the minutes from since on, by minute, then
+// function, the shards of each summed.
+func (s *Store) Throughput(ctx context.Context, since time.Time) ([]store.Bucket, error) {
+	rows, err := s.pool.Query(ctx, `SELECT minute, function, sum(succeeded), sum(failed), sum(dead) FROM throughput
+		WHERE minute >= $1 GROUP BY minute, function ORDER BY minute, function`, since.Truncate(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("throughput: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Bucket
+	for rows.Next() {
+		var b store.Bucket
+		if err := rows.Scan(&b.Minute, &b.Function, &b.Succeeded, &b.Failed, &b.Dead); err != nil {
+			return nil, fmt.Errorf("throughput: %w", err)
+		}
+		b.Minute = b.Minute.UTC()
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("throughput: %w", err)
+	}
+	return out, nil
 }
 
 // Stats counts invocations by state (every state is present, zero or not) and those
@@ -295,7 +460,15 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 		}
 		total += int(n)
 		if n < int64(s.opts.PruneChunk) {
-			return total, nil
+			break
 		}
 	}
+	err := retry(ctx, func() error {
+		_, err := s.pool.Exec(ctx, `DELETE FROM throughput WHERE minute < $1`, before.Truncate(time.Minute))
+		return err
+	})
+	if err != nil {
+		return total, fmt.Errorf("prune throughput: %w", err)
+	}
+	return total, nil
 }

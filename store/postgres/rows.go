@@ -307,15 +307,16 @@ func insertRowsFrom(n int) string {
 }
 
 // insertInto is the INSERT of the rows of insertRowsFrom(n) that leaves out those whose
-// id or dedup key is taken, and returns the ids of those it inserted.
-func insertInto(n int) string {
+// id or dedup key is taken, and returns the columns named by returning of those it
+// inserted.
+func insertInto(n int, returning string) string {
 	return `INSERT INTO invocations (id, function, state, max_attempts, trigger, dedup_key, priority,
 		run_at, created_at, event, parent_id, continuation, attempt, lease_owner, lease_until, started_at,
 		finished_at, output, error)
 	` + insertRowsFrom(n) + `
 	ON CONFLICT DO NOTHING
-	RETURNING id`
+	RETURNING ` + returning
 }
 
 // insertSQL inserts rows from the arrays of rowArrays.args.
-var insertSQL = insertInto(1)
+var insertSQL = insertInto(1, "id")

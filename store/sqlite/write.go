@@ -27,7 +27,7 @@ var (
 			lease_owner = '', lease_until = NULL
 			FROM (VALUES ` + valuesSQL(n, completeWidth) + `) AS v
 			WHERE invocations.id = v.column1 AND +invocations.state = 'running' AND invocations.lease_owner = v.column7
-			RETURNING invocations.id, invocations.attempt, invocations.started_at`
+			RETURNING invocations.id, invocations.attempt, invocations.started_at, invocations.function`
 	}}
 	attemptSQL = sqlCache{build: func(n int) string {
 		return `INSERT OR REPLACE INTO attempts (invocation_id, ` + attemptColumns + `) VALUES ` + valuesSQL(n, attemptWidth)
@@ -190,7 +190,7 @@ func (w *writer) finishInserted(rows []newRow, res []store.EnqueueResult) error 
 			continue
 		}
 		comps = append(comps, *rows[i].done)
-		applied[rows[i].id] = claimed{attempt: 1, started: sql.NullInt64{Int64: rows[i].created, Valid: true}}
+		applied[rows[i].id] = claimed{attempt: 1, started: sql.NullInt64{Int64: rows[i].created, Valid: true}, function: rows[i].function}
 	}
 	if len(comps) == 0 {
 		return nil
@@ -446,8 +446,9 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 }
 
 type claimed struct {
-	attempt int
-	started sql.NullInt64
+	attempt  int
+	started  sql.NullInt64
+	function string
 }
 
 func (w *writer) complete(comps []completion) ([]string, error) {
@@ -470,7 +471,7 @@ func (w *writer) complete(comps []completion) ([]string, error) {
 		for rs.Next() {
 			var id string
 			var cl claimed
-			if err := rs.Scan(&id, &cl.attempt, &cl.started); err != nil {
+			if err := rs.Scan(&id, &cl.attempt, &cl.started, &cl.function); err != nil {
 				return err
 			}
 			applied[id] = cl
@@ -502,6 +503,7 @@ func (w *writer) complete(comps []completion) ([]string, error) {
 func (w *writer) finish(comps []completion, applied map[string]claimed) ([]string, error) {
 	var dropped []string
 	var parents []string
+	var tally throughput
 	args := make([]any, 0, min(len(comps), rowChunk)*attemptWidth)
 	n := 0
 	for i := range comps {
@@ -511,6 +513,7 @@ func (w *writer) finish(comps []completion, applied map[string]claimed) ([]strin
 			dropped = append(dropped, c.c.ID)
 			continue
 		}
+		tally.add(cl.function, c)
 		args = c.appendAttempt(args, cl)
 		n++
 		if n == rowChunk {
@@ -527,6 +530,9 @@ func (w *writer) finish(comps []completion, applied map[string]claimed) ([]strin
 		if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
 			return nil, err
 		}
+	}
+	if err := w.addThroughput(tally); err != nil {
+		return nil, err
 	}
 
 	if len(parents) > 0 {
@@ -575,17 +581,7 @@ func (c *completion) appendAttempt(args []any, cl claimed) []any {
 			started = fromMicros(cl.started.Int64)
 		}
 	}
-	outcome := a.Outcome
-	if outcome == "" {
-		switch c.state {
-		case fnhost.StateSucceeded:
-			outcome = fnhost.OutcomeSucceeded
-		case fnhost.StateCancelled:
-			outcome = fnhost.OutcomeCancelled
-		default:
-			outcome = fnhost.OutcomeFailed
-		}
-	}
+	outcome := c.outcome()
 	owner := a.Owner
 	if owner == "" {
 		owner = c.c.Owner
@@ -596,6 +592,21 @@ func (c *completion) appendAttempt(args []any, cl claimed) []any {
 	}
 	return append(args, c.c.ID, cl.attempt, micros(started), micros(c.finished), dur,
 		string(outcome), a.Error, a.Log, a.LogTruncated, owner)
+}
+
+// outcome is the outcome of the attempt c records: its own, or the one its next state
+// implies.
+func (c *completion) outcome() fnhost.Outcome {
+	if o := c.c.Attempt.Outcome; o != "" {
+		return o
+	}
+	switch c.state {
+	case fnhost.StateSucceeded:
+		return fnhost.OutcomeSucceeded
+	case fnhost.StateCancelled:
+		return fnhost.OutcomeCancelled
+	}
+	return fnhost.OutcomeFailed
 }
 
 // awaitingParents returns which of ids have children in state awaiting.
@@ -853,7 +864,15 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 		}
 		total += n
 		if n < s.opts.PruneChunk {
-			return total, nil
+			break
 		}
 	}
+	err := s.do(ctx, 1, func(w *writer) error {
+		_, err := w.exec(`DELETE FROM throughput WHERE minute < ?`, micros(before.Truncate(time.Minute)))
+		return err
+	})
+	if err != nil {
+		return total, fmt.Errorf("prune throughput: %w", err)
+	}
+	return total, nil
 }

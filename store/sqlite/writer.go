@@ -343,11 +343,13 @@ func (w *writer) insertPlainRows(reqs []*request) bool {
 func (w *writer) finishPlain(reqs []*request) bool {
 	args := make([]any, 0, min(len(reqs), rowChunk)*attemptWidth)
 	var ended []string
+	var tally throughput
 	n := 0
 	for _, r := range reqs {
 		for k := range r.plain {
 			row := &r.plain[k]
 			c := row.done
+			tally.add(row.function, c)
 			args = c.appendAttempt(args, claimed{attempt: 1, started: sql.NullInt64{Int64: row.created, Valid: true}})
 			n++
 			if n == rowChunk {
@@ -365,6 +367,9 @@ func (w *writer) finishPlain(reqs []*request) bool {
 		if _, err := w.exec(attemptSQL.get(n), args...); err != nil {
 			return false
 		}
+	}
+	if err := w.addThroughput(tally); err != nil {
+		return false
 	}
 	if len(ended) == 0 {
 		return true

@@ -31,7 +31,13 @@
 //   - Retry sets max_attempts to attempt+extraAttempts, and makes the `then` children
 //     that were cancelled with their failed or cancelled parent await it again.
 //   - List: Since is inclusive, Until exclusive (both on created_at); the cursor pages
-//     by id, newest first; NextCursor is empty on the last page.
+//     by id, newest first; NextCursor is empty on the last page. With MaxScan, a page
+//     may be short (even empty) with a cursor when the filters an index cannot answer
+//     cut it; following the cursors lists exactly what List without MaxScan lists.
+//   - Counts leaves out functions with nothing in the states it counts; OldestReady is
+//     the earliest run_at of the ready invocations.
+//   - Throughput buckets are the minutes of the attempts' finish times; a duplicate or
+//     a dropped completion adds nothing.
 //   - Receipts: an enqueue whose receipt holds its version is a duplicate of the
 //     receipt's invocation, even once that invocation is pruned; a duplicate (by id,
 //     dedup key or receipt) leaves the receipt and the dedup key as they were. Only the
@@ -114,6 +120,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnqueueFinishedSpawn", testEnqueueFinishedSpawn},
 		{"EnqueueFinishedDuplicate", testEnqueueFinishedDuplicate},
 		{"Servers", testServers},
+		{"ListMaxScan", testListMaxScan},
+		{"ListFunctionAndState", testListFunctionAndState},
+		{"Counts", testCounts},
+		{"Throughput", testThroughput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
