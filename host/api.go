@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -434,15 +435,14 @@ type ServerView struct {
 	Alive bool `json:"alive"`
 }
 
-// servers lists the instances working on the store, with the lease and the bound on
-// how long a dead instance's invocations wait before another one rescues them.
-func (h *Host) servers(w http.ResponseWriter, r *http.Request) {
+// serverViews lists the instances working on the store: those whose heartbeat is
+// recent, and this one (with its own figures, fresher than its last heartbeat).
+func (h *Host) serverViews(ctx context.Context) ([]ServerView, error) {
 	now := time.Now().UTC()
 	lease := h.rt.Lease()
-	list, err := h.st.Servers(r.Context(), now.Add(-10*lease))
+	list, err := h.st.Servers(ctx, now.Add(-10*lease))
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "list servers: %v", err)
-		return
+		return nil, err
 	}
 	items := []ServerView{}
 	self := false
@@ -451,7 +451,6 @@ func (h *Host) servers(w http.ResponseWriter, r *http.Request) {
 			Heartbeat: s.HeartbeatAt, Workers: s.Workers, InFlight: s.InFlight,
 			Self: s.ID == h.rt.Owner(), Leader: s.ID == h.rt.Leader(), Alive: !s.HeartbeatAt.Before(now.Add(-lease))}
 		if v.Self {
-			// This instance's own figures are at hand, fresher than its last heartbeat.
 			self, v.InFlight, v.Heartbeat, v.Alive = true, h.rt.InFlight(), now, true
 		}
 		items = append(items, v)
@@ -462,9 +461,20 @@ func (h *Host) servers(w http.ResponseWriter, r *http.Request) {
 			StartedAt: h.started.UTC(), Heartbeat: now, Workers: h.m.Host.Workers, InFlight: h.rt.InFlight(),
 			Self: true, Leader: h.rt.IsLeader(), Alive: true})
 	}
+	return items, nil
+}
+
+// servers lists the instances working on the store, with the lease and the bound on
+// how long a dead instance's invocations wait before another one rescues them.
+func (h *Host) servers(w http.ResponseWriter, r *http.Request) {
+	items, err := h.serverViews(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "list servers: %v", err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"items": items, "next_cursor": "",
-		"lease": lease.String(), "rescue_within": h.rt.RescueWithin().String(),
+		"lease": h.rt.Lease().String(), "rescue_within": h.rt.RescueWithin().String(),
 	})
 }
 

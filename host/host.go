@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/dashboard"
 	"github.com/fnhost/fnhost/functions"
 	"github.com/fnhost/fnhost/manifest"
 	"github.com/fnhost/fnhost/runtime"
@@ -87,6 +88,7 @@ type Host struct {
 	listener  net.Listener
 	apiKey    string
 	functions []*runtime.Function
+	dash      *dashboard.Dashboard
 }
 
 type namedTrigger struct {
@@ -192,6 +194,10 @@ func New(m *manifest.Manifest, opts ...Option) (*Host, error) {
 		return nil, fmt.Errorf("%s", strings.Join(problems, "\n"))
 	}
 	h.routes()
+	if err := h.mountDashboard(); err != nil {
+		h.closeStore()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -201,7 +207,8 @@ func (h *Host) Runtime() *runtime.Runtime { return h.rt }
 // Store is the host's store.
 func (h *Host) Store() store.Store { return h.st }
 
-// Handler is the host's HTTP handler: triggers, /api/v1, health and metrics.
+// Handler is the host's HTTP handler: triggers, /api/v1, the dashboard, health and
+// metrics.
 func (h *Host) Handler() http.Handler { return h.mux }
 
 // Addr is the listener's address once Run has bound it.
@@ -231,6 +238,11 @@ func (h *Host) Run(ctx context.Context) error {
 		return err
 	}
 	srv := &http.Server{Handler: h.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	if h.dash != nil {
+		// Live dashboard streams end at once, so that the listener's shutdown does
+		// not wait for them.
+		srv.RegisterOnShutdown(h.dash.Close)
+	}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 

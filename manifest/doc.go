@@ -39,6 +39,7 @@
 //	  shutdown_timeout: 30s
 //	  max_log_bytes: 65536
 //	  max_body_bytes: 1048576
+//	  dashboard: {enabled: true, read_only: false}   # the web UI at /dashboard/
 //	defaults:
 //	  timeout: 30s
 //	  retry:

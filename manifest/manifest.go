@@ -51,8 +51,9 @@ func DefaultRetry() Retry {
 
 var (
 	topKeys      = []string{"version", "host", "defaults", "functions"}
-	hostKeys     = []string{"listen", "storage", "workers", "api_key", "log", "retention", "lease", "shutdown_timeout", "max_log_bytes", "max_body_bytes"}
+	hostKeys     = []string{"listen", "storage", "workers", "api_key", "log", "retention", "lease", "shutdown_timeout", "max_log_bytes", "max_body_bytes", "dashboard"}
 	logKeys      = []string{"format", "level"}
+	dashKeys     = []string{"enabled", "read_only"}
 	defaultsKeys = []string{"timeout", "retry"}
 	retryKeys    = []string{"max_attempts", "backoff", "initial_interval", "max_interval", "jitter"}
 	functionKeys = []string{"handler", "timeout", "retry", "concurrency", "triggers", "then", "on_failure", "description"}
@@ -131,9 +132,9 @@ func (m *Manifest) Function(name string) (*Function, bool) {
 // String describes the host settings with secrets hidden and the password of a
 // postgres storage URL redacted, so that the value can be logged.
 func (h Host) String() string {
-	return fmt.Sprintf("{Listen:%s Storage:%s Workers:%d APIKey:%s LogFormat:%s LogLevel:%s Retention:%s Lease:%s ShutdownTimeout:%s MaxLogBytes:%d MaxBodyBytes:%d}",
+	return fmt.Sprintf("{Listen:%s Storage:%s Workers:%d APIKey:%s LogFormat:%s LogLevel:%s Retention:%s Lease:%s ShutdownTimeout:%s MaxLogBytes:%d MaxBodyBytes:%d Dashboard:%+v}",
 		h.Listen, h.RedactedStorage(), h.Workers, h.APIKey, h.LogFormat, h.LogLevel,
-		h.Retention, h.Lease, h.ShutdownTimeout, h.MaxLogBytes, h.MaxBodyBytes)
+		h.Retention, h.Lease, h.ShutdownTimeout, h.MaxLogBytes, h.MaxBodyBytes, h.Dashboard)
 }
 
 // RedactedStorage returns Storage with the password of a URL replaced by "xxxxx".
@@ -249,6 +250,7 @@ func (d *decoder) host(top *mapping) Host {
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MaxLogBytes:     DefaultMaxLogBytes,
 		MaxBodyBytes:    DefaultMaxBodyBytes,
+		Dashboard:       Dashboard{Enabled: true},
 	}
 	var hm *mapping
 	hostNode := top.node
@@ -300,6 +302,11 @@ func (d *decoder) host(top *mapping) Host {
 	d.durKey(hm, "shutdown_timeout", 0, &h.ShutdownTimeout)
 	intKey(d, hm, "max_log_bytes", 1, &h.MaxLogBytes)
 	intKey(d, hm, "max_body_bytes", 1, &h.MaxBodyBytes)
+	if e, ok := hm.get("dashboard"); ok {
+		dm, _ := d.mapping(e.value, "dashboard", "host.dashboard", dashKeys)
+		d.boolKey(dm, "enabled", &h.Dashboard.Enabled)
+		d.boolKey(dm, "read_only", &h.Dashboard.ReadOnly)
+	}
 
 	if listenOK && !isLoopback(h.Listen) && h.APIKey == "" {
 		// An api_key that failed to expand is already reported.

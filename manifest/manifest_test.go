@@ -129,7 +129,7 @@ func TestDesignExample(t *testing.T) {
 		Listen: "127.0.0.1:8080", Storage: "sqlite:/srv/app/.fnhost/fnhost.db", Workers: 32,
 		APIKey: "api-key-0123456789", LogFormat: "text", LogLevel: "info",
 		Retention: 168 * time.Hour, Lease: 30 * time.Second, ShutdownTimeout: 30 * time.Second,
-		MaxLogBytes: 65536, MaxBodyBytes: 1048576,
+		MaxLogBytes: 65536, MaxBodyBytes: 1048576, Dashboard: Dashboard{Enabled: true},
 	}
 	if m.Host != wantHost {
 		t.Errorf("Host = %#v\nwant %#v", m.Host, wantHost)
@@ -215,6 +215,7 @@ host:
   lease: 1m
   log: {format: json, level: debug}
   max_log_bytes: 1_024
+  dashboard: {read_only: true}
 defaults:
   timeout: 10s
   retry:
@@ -231,7 +232,8 @@ functions:
 `
 	m := mustParse(t, src, nil)
 	if m.Host.Storage != "sqlite:/srv/app/data/fn.db" || m.Host.Retention != 7*24*time.Hour || m.Host.Lease != time.Minute ||
-		m.Host.LogFormat != "json" || m.Host.LogLevel != "debug" || m.Host.MaxLogBytes != 1024 {
+		m.Host.LogFormat != "json" || m.Host.LogLevel != "debug" || m.Host.MaxLogBytes != 1024 ||
+		m.Host.Dashboard != (Dashboard{Enabled: true, ReadOnly: true}) {
 		t.Errorf("host = %+v", m.Host)
 	}
 	wantDefaults := Retry{MaxAttempts: 3, Backoff: "exponential", InitialInterval: 2 * time.Second, MaxInterval: 5 * time.Minute, Jitter: 0}
@@ -656,6 +658,8 @@ var badCases = []struct {
 	{name: "retention bad", src: "version: 1\nhost:\n  retention: 1w\n" + fn, pos: "3:14", msg: `retention: invalid duration "1w"`},
 	{name: "lease short", src: "version: 1\nhost:\n  lease: 500ms\n" + fn, pos: "3:10", msg: "lease: must be at least 1s, got 500ms"},
 	{name: "max_body_bytes negative", src: "version: 1\nhost:\n  max_body_bytes: -1\n" + fn, pos: "3:19", msg: "max_body_bytes: must be at least 1, got -1"},
+	{name: "dashboard unknown", src: "version: 1\nhost:\n  dashboard: {readonly: true}\n" + fn, pos: "3:15", msg: `unknown key "readonly" in host.dashboard; did you mean "read_only"?`},
+	{name: "dashboard enabled type", src: "version: 1\nhost:\n  dashboard: {enabled: maybe}\n" + fn, pos: "3:24", msg: "enabled: want a boolean (true or false)"},
 	{name: "shutdown negative", src: "version: 1\nhost:\n  shutdown_timeout: -1s\n" + fn, pos: "3:21", msg: "must not be negative"},
 
 	// defaults and retry.

@@ -50,6 +50,17 @@ type Host struct {
 	MaxLogBytes int
 	// MaxBodyBytes caps request bodies on the listener (default 1 MiB).
 	MaxBodyBytes int64
+	// Dashboard configures the web UI at /dashboard/.
+	Dashboard Dashboard
+}
+
+// Dashboard configures the web UI.
+type Dashboard struct {
+	// Enabled serves the dashboard (default true).
+	Enabled bool
+	// ReadOnly shows everything but offers no action: no retry, cancel or run (default
+	// false).
+	ReadOnly bool
 }
 
 // Defaults apply to every function unless it sets its own.
