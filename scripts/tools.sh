@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs the tools the tests and linters need when they are missing, into .cache/bin.
+# Installs the tools the tests and linters need when they are missing: the Go ones into
+# .cache/bin, the others from Debian's packages.
 #
-#   scripts/tools.sh              staticcheck, minio, versitygw (what `make test` needs)
-#   scripts/tools.sh chromium     only the named tools (staticcheck minio versitygw chromium)
+#   scripts/tools.sh              all of them (what `make test` needs): staticcheck, minio,
+#                                 versitygw, chromium, postgresql
+#   scripts/tools.sh chromium     only the named tools
 #
 # minio and versitygw are built once per user into a shared cache,
 # ${XDG_CACHE_HOME:-$HOME/.cache}/fnhost/bin, and copied (hard-linked when possible)
 # from there, so another clone on the same machine gets them at no cost. Put binaries
-# there to pre-seed it. Debian packages (chromium) are installed with apt-get when
-# running as root.
+# there to pre-seed it. chromium (for internal/browsertest) and postgresql (for
+# internal/pgtest) are Debian packages, installed with apt-get when running as root;
+# they count as there when those harnesses find them: chromium as $FNHOST_CHROMIUM or a
+# chromium, chromium-browser, google-chrome or headless-shell command, postgresql as
+# $FNHOST_PG_BIN/initdb or /usr/lib/postgresql/*/bin/initdb.
 #
 # FNHOST_SKIP_TOOLS=1 (or "all") installs nothing; a list such as "minio versitygw"
-# skips those tools. Without CI=true a server that cannot be installed is only a warning
+# skips those tools. Without CI=true a tool that cannot be installed is only a warning
 # (its tests skip); with CI=true it is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,11 +72,33 @@ go_server() {
   fi
 }
 
-# deb_tool NAME PACKAGE...: makes sure command NAME exists, installing the Debian
-# packages with apt-get when running as root.
+# have_chromium: a Chromium that internal/browsertest finds.
+have_chromium() {
+  if [ -n "${FNHOST_CHROMIUM:-}" ]; then
+    [ -x "$FNHOST_CHROMIUM" ]
+    return
+  fi
+  local name
+  for name in chromium chromium-browser google-chrome headless-shell; do
+    command -v "$name" >/dev/null 2>&1 && return 0
+  done
+  [ -x /usr/bin/chromium ]
+}
+
+# have_postgresql: PostgreSQL's initdb where internal/pgtest looks for it.
+have_postgresql() {
+  local f
+  for f in "${FNHOST_PG_BIN:-/nonexistent}/initdb" /usr/lib/postgresql/*/bin/initdb; do
+    [ -x "$f" ] && return 0
+  done
+  return 1
+}
+
+# deb_tool NAME PACKAGE...: makes sure tool NAME is there (have_NAME), installing the
+# Debian packages with apt-get when running as root.
 deb_tool() {
   local name=$1; shift
-  command -v "$name" >/dev/null 2>&1 && return 0
+  "have_$name" && return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     fail "$name is missing: install the Debian package(s) $* (as root: apt-get install $*)"
     return 0
@@ -79,8 +106,12 @@ deb_tool() {
   echo "tools: apt-get install $*"
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y --no-install-recommends "$@"; then
-    apt-get update -q && apt-get install -y --no-install-recommends "$@" || fail "apt-get install $* failed"
+    if ! { apt-get update -q && apt-get install -y --no-install-recommends "$@"; }; then
+      fail "apt-get install $* failed"
+      return 0
+    fi
   fi
+  "have_$name" || fail "$name is still missing after apt-get install $*"
 }
 
 install_tool() {
@@ -90,19 +121,33 @@ install_tool() {
     minio)       go_server minio "$MINIO_PKG" ;;
     versitygw)   go_server versitygw "$VERSITYGW_PKG" ;;
     chromium)    deb_tool chromium chromium ;;
-    *) echo "tools: unknown tool $1 (want staticcheck, minio, versitygw or chromium)" >&2; exit 2 ;;
+    postgresql)  deb_tool postgresql postgresql ;;
+    *) echo "tools: unknown tool $1 (want staticcheck, minio, versitygw, chromium or postgresql)" >&2; exit 2 ;;
+  esac
+}
+
+# ready TOOL: whether the tool is there now.
+ready() {
+  case "$1" in
+    chromium|postgresql) "have_$1" ;;
+    *) [ -x "$BIN/$1" ] ;;
   esac
 }
 
 if [ $# -eq 0 ]; then
-  set -- staticcheck minio versitygw
+  set -- staticcheck minio versitygw chromium postgresql
 fi
+tools=()
 for tool in "$@"; do
+  [ "$tool" = postgres ] && tool=postgresql # the name of the server, for short
+  tools+=("$tool")
+done
+for tool in "${tools[@]}"; do
   install_tool "$tool"
 done
 have=()
-for tool in "$@"; do
-  if [ -x "$BIN/$tool" ] || { [ "$tool" = chromium ] && command -v chromium >/dev/null; }; then
+for tool in "${tools[@]}"; do
+  if ready "$tool"; then
     have+=("$tool")
   fi
 done
