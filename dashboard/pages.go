@@ -26,7 +26,7 @@ const (
 	maxWindows = 20
 	// searchBudget bounds the time a page spends looking for matches before it shows
 	// what it found and offers to search further.
-	searchBudget = 150 * time.Millisecond
+	searchBudget = 100 * time.Millisecond
 )
 
 func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) error {

@@ -35,6 +35,7 @@
     enhance(document);
     startLive();
     startRefresh();
+    root.dataset.js = "ready";
   }
 
   // enhance wires what a page (or a part swapped into it) holds: row clicks and

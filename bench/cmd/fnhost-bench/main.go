@@ -113,6 +113,7 @@ func main() {
 		{"s3-poll", benchS3Poll},
 		{"s3-intake", benchS3Intake},
 		{"postgres", benchPostgres},
+		{"dashboard", benchDashboard},
 	}
 	for i, s := range sections {
 		if *flagOnly != "" && !strings.Contains(s.name, *flagOnly) {
