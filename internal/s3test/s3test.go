@@ -165,7 +165,17 @@ func (s *Server) SetWebhookNotification(t testing.TB, bucket, targetID string, e
 	cfg.AddQueue(qc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Client().SetBucketNotification(ctx, bucket, cfg); err != nil {
+	for {
+		err := s.Client().SetBucketNotification(ctx, bucket, cfg)
+		if err == nil {
+			return
+		}
+		// MinIO loads its notification targets in the background after it starts
+		// answering: until it has, their ARNs do not exist yet.
+		if strings.Contains(err.Error(), "destination ARN does not exist") && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		t.Fatalf("s3test: minio: set notification of bucket %q to webhook target %q: %v", bucket, targetID, err)
 	}
 }
