@@ -30,7 +30,7 @@ unit: tools
 
 # the race detector over the concurrent core
 race:
-	$(GO) test -count=1 -race -timeout 20m ./runtime/... ./store/... ./functions/...
+	$(GO) test -count=1 -race -timeout 20m ./runtime/... ./store/... ./functions/... ./dashboard/...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./manifest

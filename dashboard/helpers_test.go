@@ -28,7 +28,7 @@ import (
 const manifestSrc = `version: 1
 host:
   listen: 127.0.0.1:0
-  storage: sqlite:{{DIR}}/fnhost.db
+  storage: {{STORAGE}}
   workers: 4
   shutdown_timeout: 10m
 {{HOST}}
@@ -67,8 +67,17 @@ type bundle struct {
 // indented two spaces) and stops it when the test ends.
 func setup(t *testing.T, hostSettings string) *bundle {
 	t.Helper()
+	return setupOn(t, "", hostSettings)
+}
+
+// setupOn is setup on the store at storage (empty: a new SQLite database).
+func setupOn(t *testing.T, storage, hostSettings string) *bundle {
+	t.Helper()
 	dir := t.TempDir()
-	src := strings.ReplaceAll(strings.ReplaceAll(manifestSrc, "{{DIR}}", dir), "{{HOST}}", hostSettings)
+	if storage == "" {
+		storage = "sqlite:" + filepath.Join(dir, "fnhost.db")
+	}
+	src := strings.NewReplacer("{{STORAGE}}", storage, "{{HOST}}", hostSettings).Replace(manifestSrc)
 	if err := os.WriteFile(filepath.Join(dir, "functions.yaml"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}

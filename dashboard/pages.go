@@ -513,8 +513,8 @@ func (d *Dashboard) retryFailed(w http.ResponseWriter, r *http.Request) error {
 		retried  int
 		problems []string
 	)
-	cursor := ""
-	for retried+len(problems) < retryAllLimit {
+	cursor, sent := "", 0
+	for sent < retryAllLimit {
 		page, err := d.cfg.Store.List(ctx, store.Filter{State: fnhost.StateFailed, Function: function, Limit: 200, Cursor: cursor})
 		if err != nil {
 			return err
@@ -537,11 +537,12 @@ func (d *Dashboard) retryFailed(w http.ResponseWriter, r *http.Request) error {
 				}
 			}()
 		}
-		for i, inv := range page.Items {
-			if retried+len(problems)+i >= retryAllLimit {
+		for _, inv := range page.Items {
+			if sent >= retryAllLimit {
 				break
 			}
 			ids <- inv.ID
+			sent++
 		}
 		close(ids)
 		wg.Wait()
@@ -555,7 +556,7 @@ func (d *Dashboard) retryFailed(w http.ResponseWriter, r *http.Request) error {
 	if len(problems) > 0 {
 		msg += fmt.Sprintf(" %d could not be retried (%s).", len(problems), clip(200, problems[0]))
 	}
-	if retried+len(problems) >= retryAllLimit {
+	if sent >= retryAllLimit {
 		msg += fmt.Sprintf(" One press retries at most %d: press again for more.", retryAllLimit)
 	}
 	return d.redirect(w, r, Prefix+"failed"+query("function", function), msg)
