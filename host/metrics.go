@@ -11,22 +11,25 @@ import (
 	"github.com/fnhost/fnhost/store"
 )
 
-// storeCollector exports the store's counts by state and the queue depth. Scrapes
-// closer than a second apart share one read.
+// storeCollector exports the store's counts by state and the queue depth, from
+// Store.Counts: the indexes of every state but succeeded, so that a scrape costs what
+// the live work and the failed set cost, not the history. Succeeded invocations are
+// counted by fnhost_attempts_total{outcome="succeeded"}. Scrapes closer than a second
+// apart share one read.
 type storeCollector struct {
 	st      store.Store
 	byState *prometheus.Desc
 	depth   *prometheus.Desc
 
-	mu    sync.Mutex
-	last  time.Time
-	stats store.Stats
+	mu     sync.Mutex
+	last   time.Time
+	counts map[string]store.FunctionCounts
 }
 
 func newStoreCollector(st store.Store) *storeCollector {
 	return &storeCollector{
 		st:      st,
-		byState: prometheus.NewDesc("fnhost_invocations", "Invocations in the store, by state.", []string{"state"}, nil),
+		byState: prometheus.NewDesc("fnhost_invocations", "Invocations in the store, by state (every state but succeeded).", []string{"state"}, nil),
 		depth:   prometheus.NewDesc("fnhost_queue_depth", "Invocations ready to run now (pending, or scheduled and due).", nil, nil),
 	}
 }
@@ -40,16 +43,28 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	if time.Since(c.last) > time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s, err := c.st.Stats(ctx, time.Now().UTC())
+		counts, err := c.st.Counts(ctx, time.Now().UTC())
 		cancel()
 		if err == nil {
-			c.stats, c.last = s, time.Now()
+			c.counts, c.last = counts, time.Now()
 		}
 	}
-	s := c.stats
-	c.mu.Unlock()
-	for _, st := range fnhost.States {
-		ch <- prometheus.MustNewConstMetric(c.byState, prometheus.GaugeValue, float64(s.ByState[st]), string(st))
+	var sum store.FunctionCounts
+	for _, f := range c.counts {
+		sum.Scheduled += f.Scheduled
+		sum.Pending += f.Pending
+		sum.Running += f.Running
+		sum.Awaiting += f.Awaiting
+		sum.Failed += f.Failed
+		sum.Cancelled += f.Cancelled
+		sum.Ready += f.Ready
 	}
-	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Ready))
+	c.mu.Unlock()
+	for state, n := range map[fnhost.State]int64{
+		fnhost.StateScheduled: sum.Scheduled, fnhost.StatePending: sum.Pending, fnhost.StateRunning: sum.Running,
+		fnhost.StateAwaiting: sum.Awaiting, fnhost.StateFailed: sum.Failed, fnhost.StateCancelled: sum.Cancelled,
+	} {
+		ch <- prometheus.MustNewConstMetric(c.byState, prometheus.GaugeValue, float64(n), string(state))
+	}
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(sum.Ready))
 }

@@ -38,7 +38,16 @@ func (s *Store) cachedStmt(query string) *sql.Stmt {
 	if st, ok := s.rstmts.Load(query); ok {
 		return st.(*sql.Stmt)
 	}
-	go func() { _, _ = s.rstmt(context.Background(), query) }()
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if !s.prepClosed {
+		// Close waits for it: a connection it still held would outlive the store.
+		s.prep.Add(1)
+		go func() {
+			defer s.prep.Done()
+			_, _ = s.rstmt(context.Background(), query)
+		}()
+	}
 	return nil
 }
 

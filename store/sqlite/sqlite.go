@@ -140,6 +140,11 @@ type Store struct {
 	rdb *sql.DB
 	// rstmts are the statements prepared on the read pool, by query text.
 	rstmts sync.Map
+	// prep counts the statements being prepared in the background (cachedStmt);
+	// prepClosed, under prepMu, stops new ones once Close has begun.
+	prep       sync.WaitGroup
+	prepMu     sync.Mutex
+	prepClosed bool
 	w      *writer
 	reqs   chan *request
 	quit   chan struct{}
@@ -303,6 +308,10 @@ func (s *Store) Close() error {
 			close(s.syncQ)
 			<-s.syncDone
 		}
+		s.prepMu.Lock()
+		s.prepClosed = true
+		s.prepMu.Unlock()
+		s.prep.Wait()
 		var errs []error
 		s.w.close()
 		if s.wal != nil {
