@@ -145,10 +145,10 @@ type Store struct {
 	prep       sync.WaitGroup
 	prepMu     sync.Mutex
 	prepClosed bool
-	w      *writer
-	reqs   chan *request
-	quit   chan struct{}
-	done   chan struct{}
+	w          *writer
+	reqs       chan *request
+	quit       chan struct{}
+	done       chan struct{}
 
 	// With Synchronous FULL, wal is the write-ahead log, synced by syncLoop before the
 	// requests of committed transactions are answered.
