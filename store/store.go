@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/fnhost/fnhost"
@@ -303,4 +304,76 @@ type Notifier interface {
 	// continuation whose parent finished. It may also receive without cause, after a
 	// lost connection for instance.
 	Notify() <-chan struct{}
+}
+
+// Normalize checks one invocation of an Enqueue against the contract and fills in what
+// the contract leaves to defaults, for the stores to share one reading of it:
+// CreatedAt (*now, set on first use), ID (a ULID of CreatedAt), RunAt (CreatedAt),
+// MaxAttempts (at least 1), and its Completion's ID and Owner (the invocation's, on a
+// copy of the Completion). It returns the state the invocation is inserted in, before a
+// Completion is applied: running when it has an Owner, awaiting, scheduled when RunAt is
+// after CreatedAt, else pending. i numbers the invocation in errors.
+func Normalize(n *NewInvocation, i int, now *time.Time) (fnhost.State, error) {
+	fail := func(format string, args ...any) (fnhost.State, error) {
+		return "", fmt.Errorf("invocation %d (%s): %s", i, n.Function, fmt.Sprintf(format, args...))
+	}
+	if n.Function == "" {
+		return "", fmt.Errorf("invocation %d: function is required", i)
+	}
+	if n.Awaiting && n.ParentID == "" {
+		return fail("awaiting needs a parent id")
+	}
+	if len(n.Event) > 0 && !json.Valid(n.Event) {
+		return fail("event is not valid JSON")
+	}
+	if n.ReceiptVersion != "" && n.ReceiptKey == "" {
+		return fail("a receipt version needs a receipt key")
+	}
+	if n.CreatedAt.IsZero() {
+		if now.IsZero() {
+			*now = time.Now()
+		}
+		n.CreatedAt = *now
+	}
+	if n.ID == "" {
+		n.ID = fnhost.NewIDAt(n.CreatedAt)
+	}
+	if n.RunAt.IsZero() {
+		n.RunAt = n.CreatedAt
+	}
+	n.MaxAttempts = max(n.MaxAttempts, 1)
+	switch {
+	case n.Completion != nil:
+		if n.Owner == "" {
+			return fail("a completion needs an owner")
+		}
+		if n.Awaiting {
+			return fail("an awaiting invocation cannot have an owner")
+		}
+		c := *n.Completion
+		if c.ID == "" {
+			c.ID = n.ID
+		}
+		if c.Owner == "" {
+			c.Owner = n.Owner
+		}
+		if c.ID != n.ID || c.Owner != n.Owner {
+			return fail("its completion is for %s owned by %s, not %s owned by %s", c.ID, c.Owner, n.ID, n.Owner)
+		}
+		n.Completion = &c
+		return fnhost.StateRunning, nil
+	case n.Owner != "":
+		if n.Awaiting {
+			return fail("an awaiting invocation cannot have an owner")
+		}
+		if n.LeaseUntil.IsZero() {
+			return fail("an owner needs a lease_until")
+		}
+		return fnhost.StateRunning, nil
+	case n.Awaiting:
+		return fnhost.StateAwaiting, nil
+	case n.RunAt.After(n.CreatedAt):
+		return fnhost.StateScheduled, nil
+	}
+	return fnhost.StatePending, nil
 }

@@ -143,7 +143,12 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	}
 	all := conds{sql: append(idx.sql, rest.sql...), args: append(idx.args, rest.args...)}
 	where, args := all.where()
-	q := `SELECT ` + invColumns + ` FROM invocations` + where + ` ORDER BY id DESC LIMIT ` + strconv.Itoa(limit+1)
+	// The ids first, then their rows: the ids alone come from the index in its order
+	// (an index-only scan that stops after the page), which the planner does not always
+	// choose for whole rows when it misjudges how many match (a function whose
+	// invocations mostly failed, say): it would fetch every match and sort them.
+	q := `SELECT ` + invColumns + ` FROM invocations WHERE id IN (SELECT id FROM invocations` + where +
+		` ORDER BY id DESC LIMIT ` + strconv.Itoa(limit+1) + `) ORDER BY id DESC`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)

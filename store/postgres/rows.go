@@ -143,61 +143,22 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 	rows := make([]newRow, len(invs))
 	var now time.Time
 	for i := range invs {
-		n := &invs[i]
-		if n.Function == "" {
-			return nil, fmt.Errorf("invocation %d: function is required", i)
-		}
-		if n.Awaiting && n.ParentID == "" {
-			return nil, fmt.Errorf("invocation %d (%s): awaiting needs a parent id", i, n.Function)
-		}
-		if len(n.Event) > 0 && !json.Valid(n.Event) {
-			return nil, fmt.Errorf("invocation %d (%s): event is not valid JSON", i, n.Function)
-		}
-		if n.ReceiptVersion != "" && n.ReceiptKey == "" {
-			return nil, fmt.Errorf("invocation %d (%s): a receipt version needs a receipt key", i, n.Function)
+		n := invs[i]
+		state, err := store.Normalize(&n, i, &now)
+		if err != nil {
+			return nil, err
 		}
 		created := n.CreatedAt
-		if created.IsZero() {
-			if now.IsZero() {
-				now = time.Now()
-			}
-			created = now
-		}
-		id := n.ID
-		if id == "" {
-			id = fnhost.NewIDAt(created)
-		}
-		runAt := n.RunAt
-		if runAt.IsZero() {
-			runAt = created
-		}
 		row := newRow{
-			id: id, function: n.Function, state: string(fnhost.StatePending), trigger: n.Trigger,
-			dedupKey: n.DedupKey, priority: int32(n.Priority), runAt: runAt, created: created,
+			id: n.ID, function: n.Function, state: string(state), trigger: n.Trigger,
+			dedupKey: n.DedupKey, priority: int32(n.Priority), runAt: n.RunAt, created: created,
 			event: nullBytes(n.Event), parentID: n.ParentID, continuation: string(n.Continuation),
-			receiptKey: n.ReceiptKey, receiptVersion: n.ReceiptVersion,
+			receiptKey: n.ReceiptKey, receiptVersion: n.ReceiptVersion, maxAttempts: int32(n.MaxAttempts),
 		}
 		switch {
 		case n.Completion != nil:
 			// Inserted as the completion leaves a claimed invocation: it already ran.
-			if n.Owner == "" {
-				return nil, fmt.Errorf("invocation %d (%s): a completion needs an owner", i, n.Function)
-			}
-			if n.Awaiting {
-				return nil, fmt.Errorf("invocation %d (%s): an awaiting invocation cannot have an owner", i, n.Function)
-			}
-			c := *n.Completion
-			if c.ID == "" {
-				c.ID = id
-			}
-			if c.Owner == "" {
-				c.Owner = n.Owner
-			}
-			if c.ID != id || c.Owner != n.Owner {
-				return nil, fmt.Errorf("invocation %d (%s): its completion is for %s owned by %s, not %s owned by %s",
-					i, n.Function, c.ID, c.Owner, id, n.Owner)
-			}
-			comp, err := prepareCompletion(&c, &now)
+			comp, err := prepareCompletion(n.Completion, &now)
 			if err != nil {
 				return nil, fmt.Errorf("invocation %d (%s): %w", i, n.Function, err)
 			}
@@ -214,20 +175,9 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 			row.finishedAt, row.output, row.errStr = comp.finishedAt, comp.output, comp.errStr
 		case n.Owner != "":
 			// Inserted already claimed: the caller runs it at once.
-			if n.Awaiting {
-				return nil, fmt.Errorf("invocation %d (%s): an awaiting invocation cannot have an owner", i, n.Function)
-			}
-			if n.LeaseUntil.IsZero() {
-				return nil, fmt.Errorf("invocation %d (%s): an owner needs a lease_until", i, n.Function)
-			}
-			row.state, row.attempt, row.owner = string(fnhost.StateRunning), 1, n.Owner
+			row.attempt, row.owner = 1, n.Owner
 			row.leaseUntil, row.startedAt = ts(n.LeaseUntil), ts(created)
-		case n.Awaiting:
-			row.state = string(fnhost.StateAwaiting)
-		case runAt.After(created):
-			row.state = string(fnhost.StateScheduled)
 		}
-		row.maxAttempts = int32(max(n.MaxAttempts, 1))
 		rows[i] = row
 	}
 	return rows, nil

@@ -153,93 +153,39 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 	rows := make([]newRow, len(invs))
 	var now time.Time
 	for i := range invs {
-		n := &invs[i]
-		if n.Function == "" {
-			return nil, fmt.Errorf("invocation %d: function is required", i)
-		}
-		if n.Awaiting && n.ParentID == "" {
-			return nil, fmt.Errorf("invocation %d (%s): awaiting needs a parent id", i, n.Function)
-		}
-		if len(n.Event) > 0 && !json.Valid(n.Event) {
-			return nil, fmt.Errorf("invocation %d (%s): event is not valid JSON", i, n.Function)
-		}
-		if n.ReceiptVersion != "" && n.ReceiptKey == "" {
-			return nil, fmt.Errorf("invocation %d (%s): a receipt version needs a receipt key", i, n.Function)
+		n := invs[i]
+		state, err := store.Normalize(&n, i, &now)
+		if err != nil {
+			return nil, err
 		}
 		created := n.CreatedAt
-		if created.IsZero() {
-			if now.IsZero() {
-				now = time.Now()
-			}
-			created = now
-		}
-		id := n.ID
-		if id == "" {
-			id = fnhost.NewIDAt(created)
-		}
-		runAt := n.RunAt
-		if runAt.IsZero() {
-			runAt = created
-		}
-		state := fnhost.StatePending
 		attempt, owner, leaseUntil, startedAt := 0, "", any(nil), any(nil)
-		var retryAt, finishedAt, output, errStr any
+		var finishedAt, output, errStr any
+		runAt := any(micros(n.RunAt))
 		var done *completion
 		switch {
 		case n.Completion != nil:
 			// Inserted as the completion leaves a claimed invocation: it already ran.
-			if n.Owner == "" {
-				return nil, fmt.Errorf("invocation %d (%s): a completion needs an owner", i, n.Function)
-			}
-			if n.Awaiting {
-				return nil, fmt.Errorf("invocation %d (%s): an awaiting invocation cannot have an owner", i, n.Function)
-			}
-			c := *n.Completion
-			if c.ID == "" {
-				c.ID = id
-			}
-			if c.Owner == "" {
-				c.Owner = n.Owner
-			}
-			if c.ID != id || c.Owner != n.Owner {
-				return nil, fmt.Errorf("invocation %d (%s): its completion is for %s owned by %s, not %s owned by %s",
-					i, n.Function, c.ID, c.Owner, id, n.Owner)
-			}
-			comp, err := prepareCompletion(&c, &now)
+			comp, err := prepareCompletion(n.Completion, &now)
 			if err != nil {
 				return nil, fmt.Errorf("invocation %d (%s): %w", i, n.Function, err)
 			}
 			done = &comp
 			state, attempt, startedAt = comp.state, 1, micros(created)
-			retryAt, finishedAt, output, errStr = comp.args[2], comp.args[3], comp.args[4], comp.args[5]
+			if comp.args[2] != nil {
+				runAt = comp.args[2] // a retry's run_at, as Complete sets it
+			}
+			finishedAt, output, errStr = comp.args[3], comp.args[4], comp.args[5]
 		case n.Owner != "":
 			// Inserted already claimed: the caller runs it at once.
-			if n.Awaiting {
-				return nil, fmt.Errorf("invocation %d (%s): an awaiting invocation cannot have an owner", i, n.Function)
-			}
-			if n.LeaseUntil.IsZero() {
-				return nil, fmt.Errorf("invocation %d (%s): an owner needs a lease_until", i, n.Function)
-			}
-			state, attempt, owner = fnhost.StateRunning, 1, n.Owner
+			attempt, owner = 1, n.Owner
 			leaseUntil, startedAt = micros(n.LeaseUntil), micros(created)
-		case n.Awaiting:
-			state = fnhost.StateAwaiting
-		case runAt.After(created):
-			state = fnhost.StateScheduled
-		}
-		maxAttempts := n.MaxAttempts
-		if maxAttempts <= 0 {
-			maxAttempts = 1
-		}
-		runAtArg := any(micros(runAt))
-		if retryAt != nil {
-			runAtArg = retryAt // a retry's run_at, as Complete sets it
 		}
 		rows[i] = newRow{
-			args: [finishedWidth]any{id, n.Function, string(state), maxAttempts, n.Trigger, n.DedupKey,
-				n.Priority, runAtArg, micros(created), nullBytes(n.Event), nullString(n.ParentID),
+			args: [finishedWidth]any{n.ID, n.Function, string(state), n.MaxAttempts, n.Trigger, n.DedupKey,
+				n.Priority, runAt, micros(created), nullBytes(n.Event), nullString(n.ParentID),
 				string(n.Continuation), attempt, owner, leaseUntil, startedAt, finishedAt, output, errStr},
-			id:             id,
+			id:             n.ID,
 			function:       n.Function,
 			dedupKey:       n.DedupKey,
 			parentID:       n.ParentID,
