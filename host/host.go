@@ -257,8 +257,12 @@ func (h *Host) Run(ctx context.Context) error {
 		}()
 	}
 	close(h.ready)
-	h.log.Info("fnhost is running", "version", fnhost.Version, "listen", "http://"+ln.Addr().String(),
-		"storage", h.m.Host.RedactedStorage(), "functions", len(h.functions), "workers", h.m.Host.Workers)
+	attrs := []any{"version", fnhost.Version, "listen", "http://" + ln.Addr().String(),
+		"storage", h.m.Host.RedactedStorage(), "functions", len(h.functions), "workers", h.m.Host.Workers}
+	if h.dash != nil {
+		attrs = append(attrs, "dashboard", "http://"+ln.Addr().String()+dashboard.Prefix)
+	}
+	h.log.Info("fnhost is running", attrs...)
 
 	var runErr error
 	select {
