@@ -22,15 +22,18 @@ lint: tools
 	$(GO) vet $(PKGS)
 	@echo "== staticcheck"
 	$(BIN)/staticcheck $(PKGS)
+	@echo "== bench/river (a module of its own)"
+	cd bench/river && $(GO) vet ./... && $(BIN)/staticcheck ./...
 
 # unit and integration tests (the end-to-end tests build and run the real binary; the
 # S3 tests run the minio and versitygw that `tools` puts in .cache/bin)
 unit: tools
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-# the race detector over the concurrent core
+# the race detector over the concurrent core (the dashboard's browser tests, which
+# `unit` runs, test no concurrency of fnhost's own)
 race:
-	$(GO) test -count=1 -race -timeout 20m ./runtime/... ./store/... ./functions/... ./dashboard/...
+	$(GO) test -count=1 -race -timeout 20m -skip 'TestBrowser' ./runtime/... ./store/... ./functions/... ./dashboard/...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./manifest

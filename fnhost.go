@@ -208,6 +208,16 @@ func MinIDAt(t time.Time) string {
 	return id.String()
 }
 
+// IDTime returns the time of an id made by NewIDAt (to the millisecond), and false
+// for a string that is no ULID.
+func IDTime(id string) (time.Time, bool) {
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return ulid.Time(u.Time()).UTC(), true
+}
+
 // Submission is one request to run a function, as triggers, the API and the CLI make it.
 type Submission struct {
 	// ID is optional; a new ULID is used when empty.

@@ -115,8 +115,6 @@ type Config struct {
 	// ReadOnly offers no action.
 	ReadOnly bool
 	Logger   *slog.Logger
-	// Version is shown in the footer.
-	Version string
 	// Now is the clock (default time.Now), for tests.
 	Now func() time.Time
 }
@@ -129,8 +127,11 @@ type Dashboard struct {
 	// sessionKey signs session cookies; csrfKey the tokens of forms.
 	sessionKey, csrfKey []byte
 	limiter             *loginLimiter
-	overview            *snapshotCache[*overview]
-	daily               *snapshotCache[dailyTotals]
+	// counts, overview and daily keep what several pages and every open overview
+	// read, for a second (the day's totals for 30).
+	counts   *snapshotCache[map[string]store.FunctionCounts]
+	overview *snapshotCache[*overview]
+	daily    *snapshotCache[dailyTotals]
 
 	// quit ends the live streams when the host shuts down.
 	quit      chan struct{}
@@ -157,10 +158,20 @@ func New(ctx context.Context, cfg Config) (*Dashboard, error) {
 	if d.pages, err = parsePages(); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
+	d.counts = newSnapshotCache(time.Second, func(ctx context.Context) (map[string]store.FunctionCounts, error) {
+		return cfg.Store.Counts(ctx, cfg.Now())
+	})
 	d.overview = newSnapshotCache(time.Second, d.loadOverview)
 	d.daily = newSnapshotCache(30*time.Second, d.loadDaily)
 	d.routes()
 	return d, nil
+}
+
+// invalidate makes the next pages read the counts and the overview again: an action
+// changed them.
+func (d *Dashboard) invalidate() {
+	d.counts.invalidate()
+	d.overview.invalidate()
 }
 
 // Close ends the live streams, so that the host's listener can shut down at once.

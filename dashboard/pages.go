@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -328,7 +329,7 @@ func (d *Dashboard) act(w http.ResponseWriter, r *http.Request, verb string, fn 
 	case err != nil:
 		return err
 	}
-	d.overview.invalidate()
+	d.invalidate()
 	msg := fmt.Sprintf("%s: the invocation is %s.", strings.ToUpper(verb[:1])+verb[1:], inv.State)
 	return d.redirect(w, r, back, msg)
 }
@@ -354,7 +355,7 @@ func (d *Dashboard) functionRows(ctx context.Context, only string) ([]functionRo
 	if err != nil {
 		return nil, err
 	}
-	counts, err := d.cfg.Store.Counts(ctx, d.cfg.Now())
+	counts, err := d.counts.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +432,7 @@ func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return d.showFunction(w, r, http.StatusServiceUnavailable, text, "The invocation could not be stored: "+err.Error())
 	}
-	d.overview.invalidate()
+	d.invalidate()
 	return d.redirect(w, r, Prefix+"invocations/"+url.PathEscape(id), "Invoked "+name+".")
 }
 
@@ -446,13 +447,13 @@ type queueConsumer struct {
 }
 
 func (d *Dashboard) queuesPage(w http.ResponseWriter, r *http.Request) error {
-	counts, err := d.cfg.Store.Counts(r.Context(), d.cfg.Now())
+	counts, err := d.counts.get(r.Context())
 	if err != nil {
 		return err
 	}
 	queues := d.cfg.Backend.Queues()
 	var rows []queueRow
-	for _, name := range sortedKeys(queues) {
+	for _, name := range slices.Sorted(maps.Keys(queues)) {
 		row := queueRow{Name: name}
 		for _, fn := range queues[name] {
 			row.Consumers = append(row.Consumers, queueConsumer{fn, counts[fn]})
@@ -478,7 +479,7 @@ func (d *Dashboard) failedPage(w http.ResponseWriter, r *http.Request) error {
 	if cursor != "" && idTime(cursor).IsZero() {
 		return badRequest("The page cursor %q is not an invocation id.", clip(80, cursor))
 	}
-	counts, err := d.cfg.Store.Counts(r.Context(), d.cfg.Now())
+	counts, err := d.counts.get(r.Context())
 	if err != nil {
 		return err
 	}
@@ -512,46 +513,32 @@ func (d *Dashboard) retryFailed(w http.ResponseWriter, r *http.Request) error {
 		mu       sync.Mutex
 		retried  int
 		problems []string
+		wg       sync.WaitGroup
 	)
-	cursor, sent := "", 0
-	for sent < retryAllLimit {
-		page, err := d.cfg.Store.List(ctx, store.Filter{State: fnhost.StateFailed, Function: function, Limit: 200, Cursor: cursor})
-		if err != nil {
-			return err
-		}
-		ids := make(chan string)
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for id := range ids {
-					_, err := d.cfg.Backend.Retry(ctx, id)
-					mu.Lock()
-					if err != nil {
-						problems = append(problems, id+": "+err.Error())
-					} else {
-						retried++
-					}
-					mu.Unlock()
+	ids := make(chan string)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				_, err := d.cfg.Backend.Retry(ctx, id)
+				mu.Lock()
+				if err != nil {
+					problems = append(problems, id+": "+err.Error())
+				} else {
+					retried++
 				}
-			}()
-		}
-		for _, inv := range page.Items {
-			if sent >= retryAllLimit {
-				break
+				mu.Unlock()
 			}
-			ids <- inv.ID
-			sent++
-		}
-		close(ids)
-		wg.Wait()
-		if page.NextCursor == "" || ctx.Err() != nil {
-			break
-		}
-		cursor = page.NextCursor
+		}()
 	}
-	d.overview.invalidate()
+	sent, err := d.feedFailed(ctx, function, ids)
+	close(ids)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	d.invalidate()
 	msg := fmt.Sprintf("Retried %s failed %s.", thousands(int64(retried)), plural(retried, "invocation"))
 	if len(problems) > 0 {
 		msg += fmt.Sprintf(" %d could not be retried (%s).", len(problems), clip(200, problems[0]))
@@ -560,6 +547,28 @@ func (d *Dashboard) retryFailed(w http.ResponseWriter, r *http.Request) error {
 		msg += fmt.Sprintf(" One press retries at most %d: press again for more.", retryAllLimit)
 	}
 	return d.redirect(w, r, Prefix+"failed"+query("function", function), msg)
+}
+
+// feedFailed sends the ids of the failed invocations of function (all functions when
+// empty), newest first, up to retryAllLimit, and returns how many it sent.
+func (d *Dashboard) feedFailed(ctx context.Context, function string, ids chan<- string) (int, error) {
+	sent := 0
+	f := store.Filter{State: fnhost.StateFailed, Function: function, Limit: 200}
+	for sent < retryAllLimit && ctx.Err() == nil {
+		page, err := d.cfg.Store.List(ctx, f)
+		if err != nil {
+			return sent, err
+		}
+		for _, inv := range page.Items[:min(len(page.Items), retryAllLimit-sent)] {
+			ids <- inv.ID
+			sent++
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		f.Cursor = page.NextCursor
+	}
+	return sent, nil
 }
 
 func plural(n int, word string) string {
@@ -576,13 +585,4 @@ func (d *Dashboard) serversPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.render(w, r, http.StatusOK, "servers", "Servers", servers)
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -127,25 +127,14 @@ var liveStates = []fnhost.State{fnhost.StateScheduled, fnhost.StatePending, fnho
 func (d *Dashboard) loadOverview(ctx context.Context) (*overview, error) {
 	now := d.cfg.Now().UTC()
 	o := &overview{At: now}
-	counts, err := d.cfg.Store.Counts(ctx, now)
+	counts, err := d.counts.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sum := map[fnhost.State]int64{}
-	for _, c := range counts {
-		sum[fnhost.StateScheduled] += c.Scheduled
-		sum[fnhost.StatePending] += c.Pending
-		sum[fnhost.StateRunning] += c.Running
-		sum[fnhost.StateAwaiting] += c.Awaiting
-		sum[fnhost.StateFailed] += c.Failed
-		sum[fnhost.StateCancelled] += c.Cancelled
-		o.Ready += c.Ready
-		if !c.OldestReady.IsZero() && (o.OldestReady.IsZero() || c.OldestReady.Before(o.OldestReady)) {
-			o.OldestReady = c.OldestReady
-		}
-	}
+	total := store.TotalCounts(counts)
+	o.Ready, o.OldestReady = total.Ready, total.OldestReady
 	for _, s := range liveStates {
-		o.States = append(o.States, stateCount{s, sum[s]})
+		o.States = append(o.States, stateCount{s, total.Of(s)})
 	}
 	start := now.Truncate(time.Minute).Add(-59 * time.Minute)
 	buckets, err := d.cfg.Store.Throughput(ctx, start)

@@ -111,7 +111,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, p
 	}
 	pd := pageData{
 		Title: title, Nav: page, Prefix: Prefix, Static: Prefix + "static/", CSRF: d.csrfToken(w, r),
-		ReadOnly: d.cfg.ReadOnly, LoggedIn: d.cfg.APIKey != "" && d.validSession(r), Version: d.cfg.Version,
+		ReadOnly: d.cfg.ReadOnly, LoggedIn: d.cfg.APIKey != "" && d.validSession(r), Version: fnhost.Version,
 		V: staticVersion, Now: d.cfg.Now().UTC(), Page: data,
 	}
 	if r.Method == http.MethodGet {
@@ -136,9 +136,9 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, p
 // funcs are the template functions.
 var funcs = template.FuncMap{
 	"ago":        ago,
-	"agoPtr":     func(t *time.Time, now time.Time) string { return agoOf(t, now) },
+	"agoPtr":     agoOf,
 	"ts":         timestamp,
-	"tsPtr":      func(t *time.Time) string { return timestampOf(t) },
+	"tsPtr":      timestampOf,
 	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"ms":         millis,
 	"span":       span,
@@ -146,10 +146,9 @@ var funcs = template.FuncMap{
 	"json":       prettyJSON,
 	"num":        num,
 	"compact":    compact,
-	"str":        func(s *string) string { return strOf(s) },
+	"str":        strOf,
 	"clip":       clip,
 	"terminal":   func(s fnhost.State) bool { return s.Terminal() },
-	"idTime":     idTime,
 	"filterURL":  filterURL,
 	"query":      query,
 	"pathEscape": url.PathEscape,
@@ -312,21 +311,11 @@ func clip(n int, s string) string {
 	return string(r[:n]) + "…"
 }
 
-// idTime is the creation time in a ULID (an invocation id or a list cursor).
+// idTime is the creation time in an invocation id or a list cursor, zero for a string
+// that is neither.
 func idTime(id string) time.Time {
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	if len(id) < 10 {
-		return time.Time{}
-	}
-	var ms uint64
-	for _, c := range strings.ToUpper(id[:10]) {
-		i := strings.IndexRune(alphabet, c)
-		if i < 0 {
-			return time.Time{}
-		}
-		ms = ms<<5 | uint64(i)
-	}
-	return time.UnixMilli(int64(ms)).UTC()
+	t, _ := fnhost.IDTime(id)
+	return t
 }
 
 // query encodes key-value pairs as a query string (empty values left out).

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/internal/pgtest"
 	"github.com/fnhost/fnhost/internal/testlog"
 )
 
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build fnhost:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m) // the tests on PostgreSQL share one server
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

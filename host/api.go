@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -486,7 +487,7 @@ type QueueView struct {
 
 func (h *Host) listQueues(w http.ResponseWriter, r *http.Request) {
 	items := []QueueView{}
-	for _, name := range sortedKeys(h.rt.Queues()) {
+	for _, name := range slices.Sorted(maps.Keys(h.rt.Queues())) {
 		items = append(items, QueueView{Name: name, Consumers: h.rt.Queues()[name]})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": ""})
@@ -545,13 +546,4 @@ func (h *Host) publish(w http.ResponseWriter, r *http.Request) {
 		items[i] = map[string]any{"invocations": inv}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"queue": name, "items": items})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

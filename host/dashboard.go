@@ -21,7 +21,7 @@ func (h *Host) mountDashboard() error {
 	defer cancel()
 	d, err := dashboard.New(ctx, dashboard.Config{
 		Store: h.st, Backend: dashboardBackend{h}, APIKey: h.apiKey, ReadOnly: h.m.Host.Dashboard.ReadOnly,
-		Logger: h.log, Version: fnhost.Version,
+		Logger: h.log,
 	})
 	if err != nil {
 		return err

@@ -49,22 +49,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			c.counts, c.last = counts, time.Now()
 		}
 	}
-	var sum store.FunctionCounts
-	for _, f := range c.counts {
-		sum.Scheduled += f.Scheduled
-		sum.Pending += f.Pending
-		sum.Running += f.Running
-		sum.Awaiting += f.Awaiting
-		sum.Failed += f.Failed
-		sum.Cancelled += f.Cancelled
-		sum.Ready += f.Ready
-	}
+	sum := store.TotalCounts(c.counts)
 	c.mu.Unlock()
-	for state, n := range map[fnhost.State]int64{
-		fnhost.StateScheduled: sum.Scheduled, fnhost.StatePending: sum.Pending, fnhost.StateRunning: sum.Running,
-		fnhost.StateAwaiting: sum.Awaiting, fnhost.StateFailed: sum.Failed, fnhost.StateCancelled: sum.Cancelled,
-	} {
-		ch <- prometheus.MustNewConstMetric(c.byState, prometheus.GaugeValue, float64(n), string(state))
+	for _, state := range fnhost.States {
+		if state != fnhost.StateSucceeded {
+			ch <- prometheus.MustNewConstMetric(c.byState, prometheus.GaugeValue, float64(sum.Of(state)), string(state))
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(sum.Ready))
 }

@@ -283,7 +283,7 @@ func (d *decoder) host(top *mapping) Host {
 			storage = s
 		}
 	}
-	if s, err := normalizeStorage(storage, d.dir); err != nil {
+	if s, err := NormalizeStorage(storage, d.dir); err != nil {
 		d.errorf(storageNode, "storage: %v", err)
 	} else {
 		h.Storage = s
@@ -352,9 +352,10 @@ func isLoopback(listen string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// normalizeStorage turns a storage setting into sqlite:/absolute/path or a postgres URL.
-// Its errors never quote the setting, which may hold a password.
-func normalizeStorage(s, dir string) (string, error) {
+// NormalizeStorage reads a storage location as host.storage does: sqlite:PATH, a bare
+// path (both relative to dir), or a postgres:// or postgresql:// URL (its scheme in any
+// case), and returns it in the form the stores open.
+func NormalizeStorage(s, dir string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", fmt.Errorf("must not be empty (want sqlite:PATH or postgres://...)")

@@ -65,7 +65,16 @@ type fnSpec struct {
 
 func setup(t *testing.T, cfg runtime.Config, specs ...fnSpec) *bundle {
 	t.Helper()
+	return setupAfter(t, nil, cfg, specs...)
+}
+
+// setupAfter is setup with before run on the store before the runtime starts.
+func setupAfter(t *testing.T, before func(st store.Store), cfg runtime.Config, specs ...fnSpec) *bundle {
+	t.Helper()
 	st := runtimetest.OpenStore(t, sqlite.Options{})
+	if before != nil {
+		before(st)
+	}
 	for _, s := range specs {
 		if s.attempts == 0 {
 			s.attempts = 3
@@ -423,31 +432,34 @@ func TestInvokeRunsInline(t *testing.T) {
 // failed, not run again forever.
 func TestLostAttemptsCount(t *testing.T) {
 	var runs atomic.Int32
-	b := setup(t, runtime.Config{}, fnSpec{name: "crashy", attempts: 2, onFailure: "alert", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
+	id := fnhost.NewID()
+	// Before this runtime starts (it would take the invocation between the rescues),
+	// another host claims it twice and dies each time.
+	deadHost := func(st store.Store) {
+		now := time.Now().UTC()
+		if _, err := st.Enqueue(context.Background(), []store.NewInvocation{{
+			ID: id, Function: "crashy", Trigger: "test", Event: json.RawMessage(`{"specversion":"1.0","id":"x","source":"t","type":"t"}`),
+			MaxAttempts: 2, CreatedAt: now, RunAt: now.Add(time.Hour),
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			later := now.Add(2 * time.Hour)
+			claimed, err := st.Claim(context.Background(), store.ClaimRequest{Owner: "dead-host", Now: later, LeaseUntil: later, Limit: 1, Functions: []string{"crashy"}})
+			if err != nil || len(claimed) != 1 {
+				t.Fatalf("claim as the dead host: %v %d", err, len(claimed))
+			}
+			if _, err := st.Rescue(context.Background(), later.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b := setupAfter(t, deadHost, runtime.Config{}, fnSpec{name: "crashy", attempts: 2, onFailure: "alert", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 		runs.Add(1)
 		return fnhost.Result{}, nil
 	}}, fnSpec{name: "alert", fn: func(ctx context.Context, ev fnhost.Event) (fnhost.Result, error) {
 		return fnhost.Result{}, nil
 	}})
-	// Another host claims it twice and dies each time.
-	id := fnhost.NewID()
-	now := time.Now().UTC()
-	if _, err := b.st.Enqueue(context.Background(), []store.NewInvocation{{
-		ID: id, Function: "crashy", Trigger: "test", Event: json.RawMessage(`{"specversion":"1.0","id":"x","source":"t","type":"t"}`),
-		MaxAttempts: 2, CreatedAt: now, RunAt: now.Add(time.Hour),
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		later := now.Add(2 * time.Hour)
-		claimed, err := b.st.Claim(context.Background(), store.ClaimRequest{Owner: "dead-host", Now: later, LeaseUntil: later, Limit: 1, Functions: []string{"crashy"}})
-		if err != nil || len(claimed) != 1 {
-			t.Fatalf("claim as the dead host: %v %d", err, len(claimed))
-		}
-		if _, err := b.st.Rescue(context.Background(), later.Add(time.Second)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Rescued, it is pending again: this runtime claims it as attempt 3 of 2.
 	inv := b.wait(t, id)
 	if inv.State != fnhost.StateFailed || outcomes(inv) != "lost,lost,failed" || !strings.Contains(*inv.Error, "attempts exhausted") {

@@ -85,13 +85,21 @@ have_chromium() {
   [ -x /usr/bin/chromium ]
 }
 
-# have_postgresql: PostgreSQL's initdb where internal/pgtest looks for it.
+# have_postgresql: PostgreSQL's initdb and postgres where internal/pgtest looks for
+# them: $FNHOST_PG_BIN alone when it is set, else /usr/lib/postgresql/*/bin, else the
+# directory of initdb in PATH.
 have_postgresql() {
-  local f
-  for f in "${FNHOST_PG_BIN:-/nonexistent}/initdb" /usr/lib/postgresql/*/bin/initdb; do
-    [ -x "$f" ] && return 0
+  local d
+  pg_bin_ok() { [ -x "$1/initdb" ] && [ -x "$1/postgres" ]; }
+  if [ -n "${FNHOST_PG_BIN:-}" ]; then
+    pg_bin_ok "$FNHOST_PG_BIN"
+    return
+  fi
+  for d in /usr/lib/postgresql/*/bin; do
+    pg_bin_ok "$d" && return 0
   done
-  return 1
+  d=$(command -v initdb 2>/dev/null) || return 1
+  pg_bin_ok "$(dirname "$(readlink -f "$d")")"
 }
 
 # deb_tool NAME PACKAGE...: makes sure tool NAME is there (have_NAME), installing the

@@ -8,10 +8,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fnhost/fnhost"
@@ -175,6 +177,55 @@ type FunctionCounts struct {
 	// OldestReady is the earliest run_at of the ready invocations (the one waiting
 	// longest); zero when none is ready.
 	OldestReady time.Time
+}
+
+// counter is the field of c that counts state, nil for succeeded.
+func (c *FunctionCounts) counter(state fnhost.State) *int64 {
+	switch state {
+	case fnhost.StateScheduled:
+		return &c.Scheduled
+	case fnhost.StatePending:
+		return &c.Pending
+	case fnhost.StateRunning:
+		return &c.Running
+	case fnhost.StateAwaiting:
+		return &c.Awaiting
+	case fnhost.StateFailed:
+		return &c.Failed
+	case fnhost.StateCancelled:
+		return &c.Cancelled
+	}
+	return nil
+}
+
+// Set sets the count of state (succeeded is not counted: it is ignored).
+func (c *FunctionCounts) Set(state fnhost.State, n int64) {
+	if p := c.counter(state); p != nil {
+		*p = n
+	}
+}
+
+// Of returns the count of state, 0 for succeeded.
+func (c FunctionCounts) Of(state fnhost.State) int64 {
+	if p := c.counter(state); p != nil {
+		return *p
+	}
+	return 0
+}
+
+// TotalCounts sums the counts of every function: the earliest OldestReady of them.
+func TotalCounts(counts map[string]FunctionCounts) FunctionCounts {
+	var t FunctionCounts
+	for _, c := range counts {
+		for _, s := range fnhost.States {
+			t.Set(s, t.Of(s)+c.Of(s))
+		}
+		t.Ready += c.Ready
+		if !c.OldestReady.IsZero() && (t.OldestReady.IsZero() || c.OldestReady.Before(t.OldestReady)) {
+			t.OldestReady = c.OldestReady
+		}
+	}
+	return t
 }
 
 // Store persists invocations and their attempts. Every method is safe for concurrent use.
@@ -376,4 +427,126 @@ func Normalize(n *NewInvocation, i int, now *time.Time) (fnhost.State, error) {
 		return fnhost.StateScheduled, nil
 	}
 	return fnhost.StatePending, nil
+}
+
+// Normalize checks a claim against the contract and returns the functions it asks for
+// (those of Functions less Exclude, without repeats; nil for every function) and the
+// claim time (Now, or the wall clock when zero). none reports a claim that can take
+// nothing: no room (Limit <= 0) or every function asked for excluded.
+func (r *ClaimRequest) Normalize() (functions []string, now time.Time, none bool, err error) {
+	if r.Limit <= 0 {
+		return nil, time.Time{}, true, nil
+	}
+	if r.Owner == "" {
+		return nil, time.Time{}, false, errors.New("owner is required")
+	}
+	if r.LeaseUntil.IsZero() {
+		return nil, time.Time{}, false, errors.New("lease_until is required")
+	}
+	now = r.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if len(r.Functions) == 0 {
+		return nil, now, false, nil
+	}
+	functions = make([]string, 0, len(r.Functions))
+	for _, f := range r.Functions {
+		if !slices.Contains(r.Exclude, f) && !slices.Contains(functions, f) {
+			functions = append(functions, f)
+		}
+	}
+	return functions, now, len(functions) == 0, nil
+}
+
+// SortClaimed puts claimed invocations in claim order: priority (highest first), then
+// run_at, then id.
+func SortClaimed(invs []*fnhost.Invocation) {
+	slices.SortFunc(invs, func(a, b *fnhost.Invocation) int {
+		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+			return c
+		}
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+}
+
+// Done is a Completion read against the contract, its defaults applied.
+type Done struct {
+	// State is the next state; a retry due at or before the finish is pending.
+	State fnhost.State
+	// Finished is when the attempt finished: its FinishedAt, or the wall clock.
+	Finished time.Time
+	// RunAt is the run_at of a retry (State scheduled or pending); zero for an end.
+	RunAt time.Time
+	// Error is the invocation's error: the Completion's, else, unless it succeeded,
+	// its attempt's.
+	Error string
+	// Outcome is the attempt's outcome: its own, else the one State implies.
+	Outcome fnhost.Outcome
+	// AttemptOwner is the attempt's owner: its own, else the Completion's.
+	AttemptOwner string
+}
+
+// NormalizeCompletion checks a completion against the contract and applies its
+// defaults, for the stores to share one reading of it. A finish time it lacks is *now,
+// set on first use.
+func NormalizeCompletion(c *Completion, now *time.Time) (Done, error) {
+	if c.ID == "" || c.Owner == "" {
+		return Done{}, errors.New("completion: id and owner are required")
+	}
+	fail := func(format string, args ...any) (Done, error) {
+		return Done{}, fmt.Errorf("completion %s: %s", c.ID, fmt.Sprintf(format, args...))
+	}
+	d := Done{State: c.State, Finished: c.Attempt.FinishedAt, Error: c.Error, Outcome: c.Attempt.Outcome, AttemptOwner: c.Attempt.Owner}
+	switch d.State {
+	case fnhost.StateSucceeded, fnhost.StateFailed, fnhost.StateCancelled, fnhost.StateScheduled, fnhost.StatePending:
+	default:
+		return fail("cannot complete to state %q", d.State)
+	}
+	if len(c.Output) > 0 && !json.Valid(c.Output) {
+		return fail("output is not valid JSON")
+	}
+	if len(c.ThenEvent) > 0 && !json.Valid(c.ThenEvent) {
+		return fail("then event is not valid JSON")
+	}
+	for i := range c.Spawn {
+		if c.Spawn[i].Completion != nil {
+			return fail("spawn %d: a spawned invocation cannot carry a completion", i)
+		}
+	}
+	if d.Finished.IsZero() {
+		if now.IsZero() {
+			*now = time.Now()
+		}
+		d.Finished = *now
+	}
+	if d.State == fnhost.StateScheduled || d.State == fnhost.StatePending {
+		d.RunAt = c.RunAt
+		if d.RunAt.IsZero() {
+			d.RunAt = d.Finished
+		}
+		if !d.RunAt.After(d.Finished) {
+			d.State = fnhost.StatePending
+		}
+	}
+	if d.Error == "" && d.State != fnhost.StateSucceeded {
+		d.Error = c.Attempt.Error
+	}
+	if d.Outcome == "" {
+		switch d.State {
+		case fnhost.StateSucceeded:
+			d.Outcome = fnhost.OutcomeSucceeded
+		case fnhost.StateCancelled:
+			d.Outcome = fnhost.OutcomeCancelled
+		default:
+			d.Outcome = fnhost.OutcomeFailed
+		}
+	}
+	if d.AttemptOwner == "" {
+		d.AttemptOwner = c.Owner
+	}
+	return d, nil
 }

@@ -69,6 +69,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/fnhost/fnhost/internal/testlog"
+	"github.com/fnhost/fnhost/internal/testproc"
 )
 
 // Width and Height are the size of the page's viewport (and of the browser window), in
@@ -128,10 +129,7 @@ func New(t testing.TB) *Browser {
 	t.Helper()
 	path, err := FindChromium()
 	if err != nil {
-		if errors.Is(err, ErrNoChromium) && os.Getenv("CI") != "true" {
-			t.Skip(err.Error())
-		}
-		t.Fatal(err.Error())
+		testproc.SkipOrFail(t, err)
 	}
 	tmp := t.TempDir()
 	b := &Browser{
@@ -176,7 +174,7 @@ func New(t testing.TB) *Browser {
 			"XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "XDG_DATA_HOME="+filepath.Join(home, ".local", "share")),
 		chromedp.CombinedOutput(b.output),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
-			cmd.SysProcAttr = sysProcAttr()
+			testproc.Own(cmd)
 			fmt.Fprintf(b.output, "browsertest: %s\n", strings.Join(cmd.Args, " "))
 		}),
 	)
@@ -286,12 +284,12 @@ func (b *Browser) stop() {
 // error wraps ErrNoChromium and says how to install it.
 func FindChromium() (string, error) {
 	if p := os.Getenv("FNHOST_CHROMIUM"); p != "" {
-		if isExecutable(p) {
+		if testproc.IsExecutable(p) {
 			return p, nil
 		}
 		return "", fmt.Errorf("browsertest: $FNHOST_CHROMIUM is %q, which is no executable file", p)
 	}
-	if isExecutable(debianChromium) {
+	if testproc.IsExecutable(debianChromium) {
 		return debianChromium, nil
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
@@ -299,7 +297,7 @@ func FindChromium() (string, error) {
 			return p, nil
 		}
 	}
-	return "", noChromium{"browsertest: no Chromium (looked at $FNHOST_CHROMIUM, /usr/bin/chromium and chromium, " +
+	return "", testproc.Missing{Is: ErrNoChromium, Msg: "browsertest: no Chromium (looked at $FNHOST_CHROMIUM, /usr/bin/chromium and chromium, " +
 		"chromium-browser, google-chrome, headless-shell in PATH); run `scripts/tools.sh chromium` " +
 		"(as root: apt-get install chromium), or set FNHOST_CHROMIUM to a Chromium binary"}
 }
@@ -307,16 +305,6 @@ func FindChromium() (string, error) {
 // debianChromium is where Debian's package chromium puts it (a script that runs
 // /usr/lib/chromium/chromium).
 var debianChromium = "/usr/bin/chromium"
-
-type noChromium struct{ msg string }
-
-func (e noChromium) Error() string { return e.msg }
-func (e noChromium) Unwrap() error { return ErrNoChromium }
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
 
 // Run runs chromedp actions in the tab, failing the test when one fails or when they
 // take longer than Timeout; what names them in the message.

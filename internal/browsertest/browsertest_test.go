@@ -278,19 +278,9 @@ func (f *fakeTB) finish() []string {
 
 // leftovers returns the processes with an argument that names a file in dir.
 func leftovers(t *testing.T, dir string) []string {
-	if runtime.GOOS != "linux" {
-		return nil
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var found []string
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), dir+"/") {
-			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-		}
+	for pid, cmdline := range using(dir) {
+		found = append(found, fmt.Sprintf("%d: %s", pid, cmdline))
 	}
 	return found
 }
@@ -341,24 +331,42 @@ func checkStopped(t *testing.T, b *Browser) {
 	}
 }
 
-func TestPageErrorsFailTheTest(t *testing.T) {
-	s := server(t)
+// newFake starts a browser for a fake test, whose failures the real test checks, and
+// loads url in it until sel shows. Without Chromium the real test skips, or fails
+// under CI=true, as New makes any test do.
+func newFake(t *testing.T, url, sel string) (*fakeTB, *Browser) {
+	t.Helper()
+	if _, err := FindChromium(); err != nil {
+		New(t)
+	}
 	fake := &fakeTB{TB: t}
 	var b *Browser
 	fake.run(func() {
 		b = New(fake)
-		b.Navigate(s.URL+"/broken", "#ready")
+		b.Navigate(url, sel)
 	})
 	if b == nil {
 		t.Fatalf("New failed: %q", fake.failures)
 	}
-	// The exception comes from a timer; Errors waits for nothing, so poll for it.
+	return fake, b
+}
+
+// waitErrors waits up to 10 s for b to have seen n page errors, and returns those it
+// has: the page's errors may come from timers, and Errors waits for nothing.
+func waitErrors(b *Browser, n int) []string {
 	var errs []string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if errs = b.Errors(); len(errs) == 4 {
+		if errs = b.Errors(); len(errs) == n {
 			break
 		}
 	}
+	return errs
+}
+
+func TestPageErrorsFailTheTest(t *testing.T) {
+	s := server(t)
+	fake, b := newFake(t, s.URL+"/broken", "#ready")
+	errs := waitErrors(b, 4)
 	failures := fake.finish()
 	checkStopped(t, b)
 
@@ -393,24 +401,11 @@ func TestPageErrorsFailTheTest(t *testing.T) {
 
 func TestAllowErrors(t *testing.T) {
 	s := server(t)
-	fake := &fakeTB{TB: t}
-	var b *Browser
-	fake.run(func() {
-		b = New(fake)
-		b.Navigate(s.URL+"/broken", "#ready")
-		b.AllowErrors("boom from a timer")
-		b.AllowErrors("the widget is")
-		b.AllowErrors("status of 500")
-	})
-	if b == nil {
-		t.Fatalf("New failed: %q", fake.failures)
-	}
-	var errs []string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if errs = b.Errors(); len(errs) == 1 {
-			break
-		}
-	}
+	fake, b := newFake(t, s.URL+"/broken", "#ready")
+	b.AllowErrors("boom from a timer")
+	b.AllowErrors("the widget is")
+	b.AllowErrors("status of 500")
+	errs := waitErrors(b, 1)
 	if len(errs) != 1 || !strings.HasPrefix(errs[0], "request failed: ") {
 		t.Errorf("Errors() = %q, want only the failed request", errs)
 	}
@@ -423,12 +418,10 @@ func TestAllowErrors(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	s := server(t)
-	fake := &fakeTB{TB: t}
-	var b *Browser
+	fake, b := newFake(t, s.URL+"/", "#save")
+	// The page is loaded: only the actions below run against the short timeout.
+	b.Timeout = 500 * time.Millisecond
 	fake.run(func() {
-		b = New(fake)
-		b.Timeout = 500 * time.Millisecond
-		b.Navigate(s.URL+"/", "#save")
 		b.WaitText("#status", "never")
 		t.Errorf("WaitText returned for a text that never comes")
 	})

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -36,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fnhost/fnhost/internal/testlog"
+	"github.com/fnhost/fnhost/internal/testproc"
 )
 
 // readyTimeout bounds how long a server may take to accept connections.
@@ -67,7 +67,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 }
 
 // URL returns the URL of database db on the server, as user postgres without password.
@@ -126,14 +126,8 @@ func (s *Server) stop(sig syscall.Signal) {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		// The postmaster's process group holds its backends too.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}
+	// The postmaster's process group holds its backends too.
+	testproc.Stop(cmd, exited, sig, stopTimeout)
 }
 
 // Start starts a stopped server again on the same port and data.
@@ -159,7 +153,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s, err := Launch()
 	if err != nil {
-		skipOrFail(t, err)
+		testproc.SkipOrFail(t, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -170,14 +164,6 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-func skipOrFail(t testing.TB, err error) {
-	t.Helper()
-	if errors.Is(err, ErrNoBinary) && os.Getenv("CI") != "true" {
-		t.Skip(err.Error())
-	}
-	t.Fatal(err.Error())
-}
-
 var shared struct {
 	mu     sync.Mutex
 	s      *Server
@@ -186,8 +172,9 @@ var shared struct {
 }
 
 // Shared returns the server shared by the tests of the test binary, starting it on
-// first use. Main stops it; a test binary that uses Shared must run its tests through
-// Main. The test is skipped (or fails, with CI=true) when PostgreSQL is not installed.
+// first use. Main (or Run) stops it; a test binary that uses Shared must run its tests
+// through one of them. The test is skipped (or fails, with CI=true) when PostgreSQL is
+// not installed.
 func Shared(t testing.TB) *Server {
 	t.Helper()
 	shared.mu.Lock()
@@ -197,7 +184,7 @@ func Shared(t testing.TB) *Server {
 	s, err := shared.s, shared.err
 	shared.mu.Unlock()
 	if err != nil {
-		skipOrFail(t, err)
+		testproc.SkipOrFail(t, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -209,9 +196,13 @@ func Shared(t testing.TB) *Server {
 	return s
 }
 
-// Main runs the tests of m and then stops the shared server, printing its output when
-// a test that used it failed: call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests of m through Run and exits with its code: call it from TestMain.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests of m and then stops the shared server, printing its output when
+// a test that used it failed, and returns m's exit code: for a TestMain that has more
+// to do before it exits.
+func Run(m *testing.M) int {
 	code := m.Run()
 	shared.mu.Lock()
 	s, failed := shared.s, shared.failed
@@ -223,7 +214,7 @@ func Main(m *testing.M) {
 		}
 		s.Close()
 	}
-	os.Exit(code)
+	return code
 }
 
 // Launch starts a server for a program that is no test. Close stops it and removes its
@@ -252,7 +243,7 @@ func Launch() (*Server, error) {
 	}
 	for range 3 {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = testproc.FreePort(); err != nil {
 			break
 		}
 		s.Port = port
@@ -295,8 +286,8 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.SysProcAttr.Credential = s.cred
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	testproc.Own(cmd)
 	fmt.Fprintf(s.log, "pgtest: %s %s\n", cmd.Path, strings.Join(args, " "))
 	return cmd
 }
@@ -306,14 +297,10 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 func (s *Server) start() error {
 	cmd := s.command("postgres", "-D", s.data, "-p", strconv.Itoa(s.Port), "-k", s.sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "max_connections=300")
-	if err := cmd.Start(); err != nil {
+	exited, err := testproc.Start(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
@@ -359,7 +346,7 @@ func postgresUser() (*syscall.Credential, error) {
 // ErrNoBinary and says how to install PostgreSQL.
 func FindBin() (string, error) {
 	has := func(dir string) bool {
-		return isExecutable(filepath.Join(dir, "initdb")) && isExecutable(filepath.Join(dir, "postgres"))
+		return testproc.IsExecutable(filepath.Join(dir, "initdb")) && testproc.IsExecutable(filepath.Join(dir, "postgres"))
 	}
 	if dir := os.Getenv("FNHOST_PG_BIN"); dir != "" {
 		if has(dir) {
@@ -379,7 +366,7 @@ func FindBin() (string, error) {
 			return filepath.Dir(p), nil
 		}
 	}
-	return "", noBinary{"pgtest: no PostgreSQL server binaries (initdb, postgres) in $FNHOST_PG_BIN, /usr/lib/postgresql/*/bin or PATH; " +
+	return "", testproc.Missing{Is: ErrNoBinary, Msg: "pgtest: no PostgreSQL server binaries (initdb, postgres) in $FNHOST_PG_BIN, /usr/lib/postgresql/*/bin or PATH; " +
 		"install them with `apt-get install postgresql` (or `scripts/tools.sh postgres`), or set FNHOST_PG_BIN to their directory"}
 }
 
@@ -390,24 +377,4 @@ func versionOf(dir string) float64 {
 		return 0
 	}
 	return v
-}
-
-type noBinary struct{ msg string }
-
-func (e noBinary) Error() string { return e.msg }
-func (e noBinary) Unwrap() error { return ErrNoBinary }
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("no free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

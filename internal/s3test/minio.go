@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"testing"
+
+	"github.com/fnhost/fnhost/internal/testproc"
 )
 
 // MinIOOptions configures StartMinIO. The zero value is a MinIO with random
@@ -98,6 +100,7 @@ func newMinIO(bin string, opts MinIOOptions, tempDir func() (string, error)) (*S
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	s.targets = ids
 	for _, id := range ids {
 		wh := opts.Webhooks[id]
 		if !targetIDPattern.MatchString(id) {
@@ -132,7 +135,7 @@ func newMinIO(bin string, opts MinIOOptions, tempDir func() (string, error)) (*S
 	s.Dir = filepath.Join(root, "data")
 	certs := filepath.Join(root, "certs")
 	return s, func(addr string) ([]string, error) {
-		console, err := freeAddr()
+		console, err := testproc.FreeAddr()
 		if err != nil {
 			return nil, err
 		}

@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,6 +32,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/fnhost/fnhost/internal/testlog"
+	"github.com/fnhost/fnhost/internal/testproc"
 )
 
 // DefaultRegion is the region of the servers unless the options set another.
@@ -67,10 +67,12 @@ type Server struct {
 	log   *testlog.Buffer
 	// own is the directory that Close removes: the one Launch made for the server.
 	own string
+	// targets are the IDs of MinIO's webhook targets, which readiness waits for.
+	targets []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 	client *minio.Client
 }
 
@@ -165,17 +167,7 @@ func (s *Server) SetWebhookNotification(t testing.TB, bucket, targetID string, e
 	cfg.AddQueue(qc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
-		err := s.Client().SetBucketNotification(ctx, bucket, cfg)
-		if err == nil {
-			return
-		}
-		// MinIO loads its notification targets in the background after it starts
-		// answering: until it has, their ARNs do not exist yet.
-		if strings.Contains(err.Error(), "destination ARN does not exist") && ctx.Err() == nil {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
+	if err := s.Client().SetBucketNotification(ctx, bucket, cfg); err != nil {
 		t.Fatalf("s3test: minio: set notification of bucket %q to webhook target %q: %v", bucket, targetID, err)
 	}
 }
@@ -190,7 +182,7 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	stopGroup(cmd, exited)
+	testproc.Stop(cmd, exited, syscall.SIGTERM, stopTimeout)
 }
 
 // Close stops the server and, for a server that Launch started, removes its
@@ -212,35 +204,17 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
-// stopGroup sends SIGTERM to the process group of cmd, then SIGKILL when it has not
-// exited after stopTimeout, and waits for it.
-func stopGroup(cmd *exec.Cmd, exited <-chan struct{}) {
-	pid := cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-exited
-	}
-}
-
 // start runs the server process and waits until its health check answers 200.
 func (s *Server) start() error {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Env = s.env
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
-	cmd.SysProcAttr = sysProcAttr()
 	fmt.Fprintf(s.log, "s3test: %s %s\n", s.bin, strings.Join(s.args, " "))
-	if err := cmd.Start(); err != nil {
+	exited, err := testproc.Start(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
@@ -264,9 +238,9 @@ func (s *Server) start() error {
 	}
 }
 
-// answers reports whether the health check answers 200 and a request signed with the
-// server's keys succeeds. The keys are unique, so another server that took the port in
-// between does not pass for this one.
+// answers reports whether the health check answers 200, a request signed with the
+// server's keys succeeds (the keys are unique, so another server that took the port in
+// between does not pass for this one), and the webhook targets are loaded.
 func (s *Server) answers(hc *http.Client) bool {
 	resp, err := hc.Get(s.ready)
 	if err != nil {
@@ -278,8 +252,43 @@ func (s *Server) answers(hc *http.Client) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err = s.Client().ListBuckets(ctx)
-	return err == nil
+	if _, err = s.Client().ListBuckets(ctx); err != nil {
+		return false
+	}
+	return s.targetsLoaded(ctx) == nil
+}
+
+// probeBucket is the bucket that targetsLoaded uses, and removes.
+const probeBucket = "s3test-probe"
+
+// targetsLoaded checks that MinIO knows the ARN of every webhook target: it loads them
+// in the background after it starts answering, and a bucket's notification that names
+// one it has not loaded yet is refused. It sets and clears the notification of a bucket
+// of its own, which it then removes.
+func (s *Server) targetsLoaded(ctx context.Context) error {
+	if len(s.targets) == 0 {
+		return nil
+	}
+	c := s.Client()
+	if err := c.MakeBucket(ctx, probeBucket, minio.MakeBucketOptions{Region: s.Region}); err != nil {
+		if resp := minio.ToErrorResponse(err); resp.Code != "BucketAlreadyOwnedByYou" {
+			return err
+		}
+	}
+	var cfg notification.Configuration
+	for _, id := range s.targets {
+		qc := notification.NewConfig(notification.NewArn("minio", "sqs", "", id, "webhook"))
+		qc.AddEvents(notification.ObjectCreatedAll)
+		qc.AddFilterPrefix(id + "/") // one rule per target: their filters must not overlap
+		cfg.AddQueue(qc)
+	}
+	if err := c.SetBucketNotification(ctx, probeBucket, cfg); err != nil {
+		return err
+	}
+	if err := c.RemoveAllBucketNotification(ctx, probeBucket); err != nil {
+		return err
+	}
+	return c.RemoveBucket(ctx, probeBucket)
 }
 
 // launch starts s with the arguments args(port) on a free port, trying other ports when
@@ -304,7 +313,7 @@ func (s *Server) launch(args func(addr string) ([]string, error), readyPath stri
 	var err error
 	for range 3 {
 		var addr string
-		if addr, err = freeAddr(); err != nil {
+		if addr, err = testproc.FreeAddr(); err != nil {
 			return err
 		}
 		s.Endpoint = "http://" + addr
@@ -355,16 +364,6 @@ func testDir(t testing.TB) func() (string, error) {
 	return func() (string, error) { return t.TempDir(), nil }
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("s3test: no free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // environ is the test's environment without the variables whose names start with one of
 // prefixes, plus extra.
 func environ(prefixes []string, extra ...string) []string {
@@ -385,34 +384,21 @@ outer:
 // server's binary is not installed.
 var ErrNoBinary = errors.New("s3test: server binary not installed")
 
-// noBinary is the error of a missing binary: its message says where it was looked for.
-type noBinary struct{ msg string }
-
-func (e noBinary) Error() string { return e.msg }
-func (e noBinary) Unwrap() error { return ErrNoBinary }
-
 // findBinary returns the path of the server binary name, or skips (fails under CI=true)
 // the test when there is none.
 func findBinary(t testing.TB, name, envVar string) string {
 	t.Helper()
 	p, err := lookBinary(name, envVar)
-	switch {
-	case err == nil:
-		return p
-	case !errors.Is(err, ErrNoBinary):
-		t.Fatalf("%v", err)
-	case os.Getenv("CI") == "true":
-		t.Fatal(err.Error())
-	default:
-		t.Skip(err.Error())
+	if err != nil {
+		testproc.SkipOrFail(t, err)
 	}
-	return ""
+	return p
 }
 
 // lookBinary returns the path of the server binary name.
 func lookBinary(name, envVar string) (string, error) {
 	if p := os.Getenv(envVar); p != "" {
-		if isExecutable(p) {
+		if testproc.IsExecutable(p) {
 			return p, nil
 		}
 		return "", fmt.Errorf("s3test: $%s is %q, which is no executable file", envVar, p)
@@ -420,14 +406,14 @@ func lookBinary(name, envVar string) (string, error) {
 	looked := []string{"$" + envVar}
 	if root, ok := repoRoot(); ok {
 		p := filepath.Join(root, ".cache", "bin", name)
-		if isExecutable(p) {
+		if testproc.IsExecutable(p) {
 			return p, nil
 		}
 		looked = append(looked, p)
 	}
 	if dir := sharedCache(); dir != "" {
 		p := filepath.Join(dir, name)
-		if isExecutable(p) {
+		if testproc.IsExecutable(p) {
 			return p, nil
 		}
 		looked = append(looked, p)
@@ -436,7 +422,7 @@ func lookBinary(name, envVar string) (string, error) {
 		return p, nil
 	}
 	looked = append(looked, "PATH")
-	return "", noBinary{fmt.Sprintf("s3test: no %s binary (looked in %s); run scripts/tools.sh (or make test) to install %s", name, strings.Join(looked, ", "), name)}
+	return "", testproc.Missing{Is: ErrNoBinary, Msg: fmt.Sprintf("s3test: no %s binary (looked in %s); run scripts/tools.sh (or make test) to install %s", name, strings.Join(looked, ", "), name)}
 }
 
 // sharedCache is the per-user directory scripts/tools.sh builds the servers into:
@@ -478,11 +464,6 @@ func randomKey(prefix string) string {
 		panic(err)
 	}
 	return prefix + hex.EncodeToString(b)
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // checkURL says what is wrong when u is no absolute http(s) URL.

@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,7 +36,7 @@ var claimUpdate = `
 	UPDATE invocations i SET state = 'running', attempt = i.attempt + 1, lease_owner = $1, lease_until = $2,
 		started_at = $3, finished_at = NULL
 	WHERE i.id = ANY(ARRAY(SELECT id FROM c))
-	RETURNING ` + invColumnsOf("i") + `, i.event`
+	RETURNING ` + invColumns + `, event`
 
 // claimOneSQL claims up to $4 ready rows of function $5.
 var claimOneSQL = `WITH c AS (
@@ -88,54 +86,30 @@ var claimAllSQL = `WITH RECURSIVE fs(function) AS (
 	),
 	f AS (SELECT function FROM fs WHERE function IS NOT NULL AND function <> ALL($5::text[]))` + claimTakeSQL
 
-// claimFunctions is the functions req asks for less those it excludes, without
-// repeats; nil when req asks for every function.
-func claimFunctions(req *store.ClaimRequest) []string {
-	if len(req.Functions) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(req.Functions))
-	for _, f := range req.Functions {
-		if !slices.Contains(req.Exclude, f) && !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // Claim moves up to req.Limit ready invocations to running under req.Owner, in one
 // statement. Ready means pending, or scheduled with run_at <= req.Now. The result is in
 // claim order: priority (highest first), then run_at, then id; it carries the events
 // but not the attempts.
 func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]*fnhost.Invocation, error) {
-	if req.Limit <= 0 {
+	fns, now, none, err := req.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if none {
 		return nil, nil
 	}
-	if req.Owner == "" {
-		return nil, fmt.Errorf("claim: owner is required")
-	}
-	if req.LeaseUntil.IsZero() {
-		return nil, fmt.Errorf("claim: lease_until is required")
-	}
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	fns := claimFunctions(&req)
 	var query string
 	var arg any
 	switch {
 	case fns == nil:
 		query, arg = claimAllSQL, append([]string{}, req.Exclude...)
-	case len(fns) == 0:
-		return nil, nil // every function asked for is excluded
 	case len(fns) == 1:
 		query, arg = claimOneSQL, fns[0]
 	default:
 		query, arg = claimManySQL, fns
 	}
 	var out []*fnhost.Invocation
-	err := retry(ctx, func() error {
+	err = retry(ctx, func() error {
 		out = out[:0]
 		return s.claim(ctx, query, []any{req.Owner, req.LeaseUntil, now, req.Limit, arg}, func(rows pgx.Rows) error {
 			for rows.Next() {
@@ -151,15 +125,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]*fnhost.In
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	slices.SortFunc(out, func(a, b *fnhost.Invocation) int {
-		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
-			return c
-		}
-		if c := a.RunAt.Compare(b.RunAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
+	store.SortClaimed(out)
 	return out, nil
 }
 

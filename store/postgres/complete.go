@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,100 +14,36 @@ import (
 	"github.com/fnhost/fnhost/store"
 )
 
-// completion is a store.Completion checked and turned into column values.
+// completion is a store.Completion checked, with its defaults applied.
 type completion struct {
-	c     *store.Completion
-	id    string
-	owner string
-	state fnhost.State
-	// runAt is set for a retry, finishedAt for an end.
-	runAt, finishedAt pgtype.Timestamptz
-	// finished is when the attempt finished: the run_at of the woken children and the
-	// finish time of the cancelled ones.
-	finished time.Time
-	output   []byte
-	errStr   string
-	// The attempt to record; its number and, when aStarted is zero, its start come from
-	// the invocation.
-	aStarted  time.Time
-	aDuration float64
-	aOutcome  fnhost.Outcome
-	aError    string
-	aLog      string
-	aTrunc    bool
-	aOwner    string
-	spawn     []newRow
-	dup       bool // a second completion of the same id in one call
+	c *store.Completion
+	store.Done
+	// aStarted is when the attempt started; zero takes it from the invocation.
+	aStarted time.Time
+	spawn    []newRow
+	dup      bool // a second completion of the same id in one call
 }
 
-// prepareCompletion checks one completion and computes its column values. A finish
-// time it lacks is *now, which it sets on first use.
+// prepareCompletion checks one completion. A finish time it lacks is *now, which it
+// sets on first use.
 func prepareCompletion(c *store.Completion, now *time.Time) (completion, error) {
-	state := c.State
-	switch state {
-	case fnhost.StateSucceeded, fnhost.StateFailed, fnhost.StateCancelled, fnhost.StateScheduled, fnhost.StatePending:
-	default:
-		return completion{}, fmt.Errorf("completion %s: cannot complete to state %q", c.ID, state)
-	}
-	if len(c.Output) > 0 && !json.Valid(c.Output) {
-		return completion{}, fmt.Errorf("completion %s: output is not valid JSON", c.ID)
-	}
-	if len(c.ThenEvent) > 0 && !json.Valid(c.ThenEvent) {
-		return completion{}, fmt.Errorf("completion %s: then event is not valid JSON", c.ID)
-	}
-	finished := c.Attempt.FinishedAt
-	if finished.IsZero() {
-		if now.IsZero() {
-			*now = time.Now()
-		}
-		finished = *now
-	}
-	comp := completion{c: c, id: c.ID, owner: c.Owner, finished: finished, output: nullBytes(c.Output)}
-	if state == fnhost.StateScheduled || state == fnhost.StatePending {
-		at := c.RunAt
-		if at.IsZero() {
-			at = finished
-		}
-		if !at.After(finished) {
-			state = fnhost.StatePending
-		}
-		comp.runAt = ts(at)
-	} else {
-		comp.finishedAt = ts(finished)
-	}
-	comp.state = state
-	comp.errStr = c.Error
-	if comp.errStr == "" && state != fnhost.StateSucceeded {
-		comp.errStr = c.Attempt.Error
-	}
-	a := c.Attempt
-	comp.aStarted, comp.aDuration, comp.aError, comp.aLog, comp.aTrunc = a.StartedAt, a.DurationMS, a.Error, a.Log, a.LogTruncated
-	comp.aOutcome = a.Outcome
-	if comp.aOutcome == "" {
-		switch state {
-		case fnhost.StateSucceeded:
-			comp.aOutcome = fnhost.OutcomeSucceeded
-		case fnhost.StateCancelled:
-			comp.aOutcome = fnhost.OutcomeCancelled
-		default:
-			comp.aOutcome = fnhost.OutcomeFailed
-		}
-	}
-	comp.aOwner = a.Owner
-	if comp.aOwner == "" {
-		comp.aOwner = c.Owner
+	d, err := store.NormalizeCompletion(c, now)
+	if err != nil {
+		return completion{}, err
 	}
 	spawn, err := prepareNew(c.Spawn)
 	if err != nil {
 		return completion{}, fmt.Errorf("completion %s: spawn: %w", c.ID, err)
 	}
-	for i := range spawn {
-		if spawn[i].done != nil {
-			return completion{}, fmt.Errorf("completion %s: spawn %d: a spawned invocation cannot carry a completion", c.ID, i)
-		}
+	return completion{c: c, Done: d, aStarted: c.Attempt.StartedAt, spawn: spawn}, nil
+}
+
+// finishedAt is the invocation's finished_at: NULL for a retry.
+func (c *completion) finishedAt() pgtype.Timestamptz {
+	if !c.RunAt.IsZero() {
+		return pgtype.Timestamptz{}
 	}
-	comp.spawn = spawn
-	return comp, nil
+	return ts(c.Finished)
 }
 
 // compArrays are completions as the arrays of completionInput.
@@ -125,26 +60,26 @@ type compArrays struct {
 	aLog              []string
 	aTrunc            []bool
 	aOwner            []string
-	hasSpawn          bool
 }
 
 func (a *compArrays) add(c *completion) {
-	a.id = append(a.id, c.id)
-	a.state = append(a.state, string(c.state))
-	a.runAt = append(a.runAt, c.runAt)
-	a.finishedAt = append(a.finishedAt, c.finishedAt)
-	a.output = append(a.output, c.output)
-	a.errStr = append(a.errStr, c.errStr)
-	a.owner = append(a.owner, c.owner)
-	a.finished = append(a.finished, c.finished)
+	at := c.c.Attempt
+	a.id = append(a.id, c.c.ID)
+	a.state = append(a.state, string(c.State))
+	a.runAt = append(a.runAt, ts(c.RunAt))
+	a.finishedAt = append(a.finishedAt, c.finishedAt())
+	a.output = append(a.output, nullBytes(c.c.Output))
+	a.errStr = append(a.errStr, c.Error)
+	a.owner = append(a.owner, c.c.Owner)
+	a.finished = append(a.finished, c.Finished)
 	a.thenEvent = append(a.thenEvent, nullBytes(c.c.ThenEvent))
 	a.aStarted = append(a.aStarted, ts(c.aStarted))
-	a.aDuration = append(a.aDuration, c.aDuration)
-	a.aOutcome = append(a.aOutcome, string(c.aOutcome))
-	a.aError = append(a.aError, c.aError)
-	a.aLog = append(a.aLog, c.aLog)
-	a.aTrunc = append(a.aTrunc, c.aTrunc)
-	a.aOwner = append(a.aOwner, c.aOwner)
+	a.aDuration = append(a.aDuration, at.DurationMS)
+	a.aOutcome = append(a.aOutcome, string(c.Outcome))
+	a.aError = append(a.aError, at.Error)
+	a.aLog = append(a.aLog, at.Log)
+	a.aTrunc = append(a.aTrunc, at.LogTruncated)
+	a.aOwner = append(a.aOwner, c.AttemptOwner)
 }
 
 func (a *compArrays) args() []any {
@@ -162,13 +97,18 @@ const completionInput = `x AS (
 			a_started, a_duration, a_outcome, a_error, a_log, a_truncated, a_owner)
 	)`
 
+// upsertAttempt ends an INSERT INTO attempts: the attempt of an invocation is recorded
+// once, the last record of it winning (a release after a lost lease, say).
+const upsertAttempt = `ON CONFLICT (invocation_id, number) DO UPDATE SET started_at = EXCLUDED.started_at,
+	finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
+	error = EXCLUDED.error, log = EXCLUDED.log, log_truncated = EXCLUDED.log_truncated, owner = EXCLUDED.owner`
+
 // finishSQL completes the invocations whose CTE u (id, attempt, started_at, function)
 // says they are to be completed, each as its row of x says: it records their attempts
 // and adds them to the throughput buckets, wakes the awaiting `then` children of the
 // successes (with their ThenEvent) and cancels every other awaiting descendant of the
-// ended ones. It returns the ids of u, their
-// attempt numbers and how many children woke. pre holds CTEs that u reads, each
-// followed by a comma.
+// ended ones. It returns the ids of u and how many children woke. pre holds CTEs that
+// u reads, each followed by a comma.
 func finishSQL(pre, u string) string {
 	return `WITH RECURSIVE ` + completionInput + `,` + pre + `
 	u AS (` + u + `),
@@ -197,10 +137,7 @@ func finishSQL(pre, u string) string {
 				ELSE (EXTRACT(EPOCH FROM finished - started) * 1000)::float8 END,
 			a_outcome, a_error, a_log, a_truncated, a_owner
 		FROM d
-		ON CONFLICT (invocation_id, number) DO UPDATE SET started_at = EXCLUDED.started_at,
-			finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
-			error = EXCLUDED.error, log = EXCLUDED.log, log_truncated = EXCLUDED.log_truncated,
-			owner = EXCLUDED.owner
+		` + upsertAttempt + `
 	),
 	wake AS (
 		UPDATE invocations c SET state = 'pending', run_at = d.finished, event = COALESCE(d.then_event, c.event)
@@ -219,7 +156,7 @@ func finishSQL(pre, u string) string {
 		UPDATE invocations c SET state = 'cancelled', finished_at = t.finished
 		FROM tree t WHERE c.id = t.id AND c.state = 'awaiting'
 	)
-	SELECT d.id, d.attempt, (SELECT count(*) FROM wake) FROM d`
+	SELECT d.id, (SELECT count(*) FROM wake) FROM d`
 }
 
 // completeSQL applies completions to the invocations still running under their owner.
@@ -248,9 +185,6 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 	var arr compArrays
 	for i := range cs {
 		c := &cs[i]
-		if c.ID == "" || c.Owner == "" {
-			return nil, fmt.Errorf("complete: completion %d: id and owner are required", i)
-		}
 		comp, err := prepareCompletion(c, &now)
 		if err != nil {
 			return nil, fmt.Errorf("complete: %w", err)
@@ -259,17 +193,18 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 		seen[c.ID] = true
 		comps[i] = comp
 	}
+	hasSpawn := false
 	// In id order, so that concurrent calls lock their rows in the same order.
 	order := make([]*completion, 0, len(comps))
 	for i := range comps {
 		if !comps[i].dup {
 			order = append(order, &comps[i])
 			if len(comps[i].spawn) > 0 {
-				arr.hasSpawn = true
+				hasSpawn = true
 			}
 		}
 	}
-	slices.SortFunc(order, func(a, b *completion) int { return strings.Compare(a.id, b.id) })
+	slices.SortFunc(order, func(a, b *completion) int { return strings.Compare(a.c.ID, b.c.ID) })
 	for _, c := range order {
 		arr.add(c)
 	}
@@ -279,12 +214,12 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 	run := func(q querier) error {
 		var err error
 		applied, ready, err = s.finish(ctx, q, completeSQL, &arr)
-		if err != nil || !arr.hasSpawn {
+		if err != nil || !hasSpawn {
 			return err
 		}
 		var spawn []newRow
 		for i := range comps {
-			if applied[comps[i].id] && !comps[i].dup {
+			if applied[comps[i].c.ID] && !comps[i].dup {
 				spawn = append(spawn, comps[i].spawn...)
 			}
 		}
@@ -296,7 +231,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 		return err
 	}
 	var err error
-	if arr.hasSpawn {
+	if hasSpawn {
 		err = s.inTx(ctx, func(tx pgx.Tx) error { return run(tx) })
 	} else {
 		err = retry(ctx, func() error { return run(s.pool) })
@@ -309,8 +244,8 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 	}
 	var dropped []string
 	for i := range comps {
-		if !applied[comps[i].id] || comps[i].dup {
-			dropped = append(dropped, comps[i].id)
+		if !applied[comps[i].c.ID] || comps[i].dup {
+			dropped = append(dropped, comps[i].c.ID)
 		}
 	}
 	return dropped, nil
@@ -329,8 +264,7 @@ func (s *Store) finish(ctx context.Context, q querier, query string, arr *compAr
 	var woke int64
 	for rows.Next() {
 		var id string
-		var attempt int32
-		if err := rows.Scan(&id, &attempt, &woke); err != nil {
+		if err := rows.Scan(&id, &woke); err != nil {
 			return nil, false, err
 		}
 		applied[id] = true
@@ -353,24 +287,13 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, ids []string, lease
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	held := make(map[string]bool, len(ids))
+	var held map[string]bool
 	err := retry(ctx, func() error {
-		clear(held)
-		rows, err := s.pool.Query(ctx, `UPDATE invocations SET lease_until = $1
+		var err error
+		held, err = queryIDs(ctx, s.pool, `UPDATE invocations SET lease_until = $1
 			WHERE id = ANY($2) AND state = 'running' AND lease_owner = $3
 			RETURNING id`, leaseUntil, sortedCopy(ids), owner)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			held[id] = true
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
@@ -409,10 +332,7 @@ const releaseSQL = `WITH x AS (
 			COALESCE(NULLIF(x.error, ''), 'released: the host shut down before the attempt finished'),
 			x.log, x.log_truncated, $1
 		FROM u JOIN x ON x.id = u.id
-		ON CONFLICT (invocation_id, number) DO UPDATE SET started_at = EXCLUDED.started_at,
-			finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
-			error = EXCLUDED.error, log = EXCLUDED.log, log_truncated = EXCLUDED.log_truncated,
-			owner = EXCLUDED.owner
+		` + upsertAttempt + `
 	)
 	SELECT count(*) FROM u`
 
@@ -451,29 +371,25 @@ func (s *Store) Release(ctx context.Context, owner string, attempts map[string]f
 // and records their attempts as lost. Rows another transaction holds (a completion
 // that arrived in time, another instance's rescue) are left to it.
 const rescueSQL = `WITH old AS (
-		SELECT id, attempt, COALESCE(started_at, $1) AS started, lease_owner
+		SELECT id, attempt, COALESCE(started_at, $1) AS started, lease_owner,
+			'lease expired: owner ' || lease_owner || ' stopped heartbeating' AS why
 		FROM invocations
 		WHERE state = 'running' AND lease_until < $1
 		ORDER BY id
 		FOR UPDATE SKIP LOCKED
 	),
 	u AS (
-		UPDATE invocations i SET state = 'pending',
-			error = 'lease expired: owner ' || old.lease_owner || ' stopped heartbeating',
-			lease_owner = '', lease_until = NULL
+		UPDATE invocations i SET state = 'pending', error = old.why, lease_owner = '', lease_until = NULL
 		FROM old WHERE i.id = old.id
 		RETURNING i.id
 	),
 	att AS (
 		INSERT INTO attempts (invocation_id, number, started_at, finished_at, duration_ms, outcome, error,
 			log, log_truncated, owner)
-		SELECT id, attempt, started, $1, (EXTRACT(EPOCH FROM $1 - started) * 1000)::float8, 'lost',
-			'lease expired: owner ' || lease_owner || ' stopped heartbeating', '', false, lease_owner
+		SELECT id, attempt, started, $1, (EXTRACT(EPOCH FROM $1 - started) * 1000)::float8, 'lost', why, '', false,
+			lease_owner
 		FROM old
-		ON CONFLICT (invocation_id, number) DO UPDATE SET started_at = EXCLUDED.started_at,
-			finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
-			error = EXCLUDED.error, log = EXCLUDED.log, log_truncated = EXCLUDED.log_truncated,
-			owner = EXCLUDED.owner
+		` + upsertAttempt + `
 	)
 	SELECT count(*) FROM u`
 

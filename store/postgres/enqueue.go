@@ -158,9 +158,8 @@ type fnKey struct{ function, key string }
 type receipt struct {
 	version, id string
 	created     time.Time
-	// stored tells whether the receipt was stored when the call read it, and inDB
-	// what it held then.
-	stored    bool
+	// dbVersion and dbID are what the stored receipt held when the call read it;
+	// dbID is empty when there was none.
 	dbVersion string
 	dbID      string
 	touched   bool
@@ -233,7 +232,7 @@ func (s *Store) insert(ctx context.Context, q querier, rows []newRow) ([]store.E
 		b.Queue(receiptsOfSQL, rfn, rkey).Query(func(rs pgx.Rows) error {
 			var fn, key, version, id string
 			_, err := pgx.ForEachRow(rs, []any{&fn, &key, &version, &id}, func() error {
-				receipts[fnKey{fn, key}] = &receipt{version: version, id: id, stored: true, dbVersion: version, dbID: id}
+				receipts[fnKey{fn, key}] = &receipt{version: version, id: id, dbVersion: version, dbID: id}
 				return nil
 			})
 			return err
@@ -313,7 +312,7 @@ func (s *Store) insert(ctx context.Context, q querier, rows []newRow) ([]store.E
 	})
 	for _, k := range keys {
 		rc := receipts[k]
-		if rc.stored {
+		if rc.dbID != "" {
 			movedR.add(k, rc)
 		} else {
 			newR.add(k, rc)

@@ -1,5 +1,4 @@
 package postgres
 
-// Retries is how many calls, of every store of the test binary, ran again after losing a
-// race against another instance.
-func Retries() int64 { return retries.Load() }
+// Channel returns the LISTEN/NOTIFY channel of the store's schema.
+func (s *Store) Channel() string { return s.channel }

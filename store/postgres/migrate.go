@@ -6,63 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fnhost/fnhost"
+	"github.com/fnhost/fnhost/store/internal/migrations"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one embedded schema change, migrations/NNNN_name.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. Their versions run 1, 2, 3…
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number and _", name)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: want version %d", m.name, i+1)
-		}
-	}
-	return out, nil
+// embedded returns the embedded migrations in order.
+func embedded() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // SchemaVersion is the schema version this build of fnhost creates and understands.
 func SchemaVersion() int {
-	ms, err := migrations()
-	if err != nil || len(ms) == 0 {
+	ms, err := embedded()
+	if err != nil {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return migrations.Latest(ms)
 }
 
 // Migrate brings the schema of the store at location to the version this fnhost knows
@@ -132,7 +98,7 @@ func checkVersion(ctx context.Context, cfg *pgx.ConnConfig, schema string) error
 // migrate applies the migrations schema lacks, one transaction each, under the
 // schema's advisory lock, on a connection of its own.
 func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string) (int, error) {
-	ms, err := migrations()
+	ms, err := embedded()
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
@@ -180,14 +146,14 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string) (int, erro
 	applied := 0
 	for _, m := range ms[cur:] {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("migrate schema %s to version %d (%s): %w", schema, m.version, m.name, err)
+			return applied, fmt.Errorf("migrate schema %s to version %d (%s): %w", schema, m.Version, m.Name, err)
 		}
 		applied++
 	}

@@ -22,11 +22,9 @@ func channelName(schema string) string {
 	return "fnhost_" + hex.EncodeToString(h.Sum(nil))
 }
 
-// Channel returns the LISTEN/NOTIFY channel of the store's schema.
-func (s *Store) Channel() string { return s.channel }
-
 // Notify returns a channel that receives (coalesced: it holds at most one value) when
-// an instance of the store, this one or another, made invocations ready. The first
+// an instance of the store, this one or another, made invocations ready: this one
+// wakes it at once, the others through their notifications. The first
 // call starts a connection that LISTENs to the others; when it is lost, it is made
 // again (waiting longer after each failure, up to 5 s), and the channel receives once
 // it is back, since notifications may have been missed meanwhile.
@@ -62,7 +60,7 @@ func (s *Store) announce() {
 }
 
 // sender sends the notifications that announce asks for, one at a time and at most one
-// every Options.NotifyInterval, each in a transaction of its own: the requests that come
+// every notifyInterval, each in a transaction of its own: the requests that come
 // while one is sent are coalesced into the next. It sends the last one asked for before
 // Close.
 func (s *Store) sender() {
@@ -71,7 +69,7 @@ func (s *Store) sender() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		// A lost notification costs the other instances a poll interval at most.
-		_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, s.channel)
+		_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, s.token)
 	}
 	for {
 		select {
@@ -87,13 +85,13 @@ func (s *Store) sender() {
 		send()
 		select {
 		case <-s.quit:
-		case <-time.After(s.opts.NotifyInterval):
+		case <-time.After(notifyInterval):
 		}
 	}
 }
 
 // listen keeps a connection that LISTENs to the store's channel and wakes Notify's
-// channel for every notification, until Close.
+// channel for every notification of another instance, until Close.
 func (s *Store) listen() {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,10 +123,13 @@ func (s *Store) listen() {
 		}
 		connected = true
 		for {
-			if _, err := conn.WaitForNotification(ctx); err != nil {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
 				break
 			}
-			s.wake()
+			if n.Payload != s.token { // announce woke this instance already
+				s.wake()
+			}
 		}
 		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
 		_ = conn.Close(closeCtx)

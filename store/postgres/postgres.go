@@ -25,19 +25,21 @@
 //
 // The location is a PostgreSQL URL, postgres://user:password@host:port/db?sslmode=…,
 // with two parameters of fnhost's: schema (default fnhost), the schema that holds the
-// tables (created when missing), and the pool's own pool_max_conns and friends, which
-// pgxpool reads. Open applies the schema's migrations; OpenWith can leave that to
-// Migrate (`fnhost migrate`).
+// tables (created when missing), and migrate=false, which leaves the migrations to
+// Migrate (`fnhost migrate`) instead of applying them at Open. The pool's own
+// pool_max_conns and friends go to pgxpool.
 package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,36 +52,25 @@ import (
 func init() {
 	store.Register("postgres", func(ctx context.Context, location string) (store.Store, error) {
 		return Open(ctx, location)
+	}, func(ctx context.Context, location string) (int, int, error) {
+		n, err := Migrate(ctx, location)
+		return n, SchemaVersion(), err
 	})
 }
 
 // DefaultSchema is the schema of the tables when the location names none.
 const DefaultSchema = "fnhost"
 
-// Options tune a Store. The zero value is the recommended configuration.
-type Options struct {
-	// NoMigrate leaves the schema as it is: Open fails unless it is at the version this
-	// fnhost knows (run Migrate, `fnhost migrate`, first).
-	NoMigrate bool
-	// NotifyInterval is the least time between two notifications this instance sends
-	// to the others (default 5ms): work made ready meanwhile is announced by the next
-	// one. A notification is a transaction of its own, and PostgreSQL serializes the
-	// commits of notifying transactions, so the store never notifies from the writing
+const (
+	// notifyInterval is the least time between two notifications an instance sends to
+	// the others: work made ready meanwhile is announced by the next one. A
+	// notification is a transaction of its own, and PostgreSQL serializes the commits
+	// of notifying transactions, so the store never notifies from the writing
 	// transaction and sends at most one notification at a time.
-	NotifyInterval time.Duration
-	// PruneChunk is how many invocations one Prune transaction deletes at most
-	// (default 5000).
-	PruneChunk int
-}
-
-func (o *Options) setDefaults() {
-	if o.NotifyInterval <= 0 {
-		o.NotifyInterval = 5 * time.Millisecond
-	}
-	if o.PruneChunk <= 0 {
-		o.PruneChunk = 5000
-	}
-}
+	notifyInterval = 5 * time.Millisecond
+	// pruneChunk is how many invocations one Prune transaction deletes at most.
+	pruneChunk = 5000
+)
 
 // Location is a parsed storage location.
 type Location struct {
@@ -89,10 +80,14 @@ type Location struct {
 	Schema string
 	// MaxConnsSet tells whether the URL sets pool_max_conns.
 	MaxConnsSet bool
+	// NoMigrate (migrate=false) leaves the schema as it is: Open fails unless it is at
+	// the version this fnhost knows, for deployments that run `fnhost migrate` as a step
+	// of their own.
+	NoMigrate bool
 }
 
-// ParseLocation splits a storage location, postgres://…?schema=NAME&…, into the URL
-// pgx takes and the schema.
+// ParseLocation splits a storage location, postgres://…?schema=NAME&migrate=false&…,
+// into the URL pgx takes and the parameters of fnhost.
 func ParseLocation(location string) (Location, error) {
 	u, err := url.Parse(location)
 	if err != nil {
@@ -109,6 +104,14 @@ func ParseLocation(location string) (Location, error) {
 	}
 	if loc.Schema == "" {
 		return Location{}, fmt.Errorf("postgres location %s: the schema is empty", u.Redacted())
+	}
+	if q.Has("migrate") {
+		migrate, err := strconv.ParseBool(q.Get("migrate"))
+		if err != nil {
+			return Location{}, fmt.Errorf("postgres location %s: migrate must be true or false", u.Redacted())
+		}
+		loc.NoMigrate = !migrate
+		q.Del("migrate")
 	}
 	loc.MaxConnsSet = q.Has("pool_max_conns")
 	u.RawQuery = q.Encode()
@@ -128,9 +131,10 @@ func redact(err error) error {
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
 	pool    *pgxpool.Pool
-	schema  string
 	channel string
-	opts    Options
+	// token marks the notifications this instance sends, so that its listener does
+	// not wake it for work it announced to itself already.
+	token string
 
 	// notify is the channel of Notify; the listener starts on its first call.
 	notify     chan struct{}
@@ -151,14 +155,9 @@ var (
 	_ store.Notifier = (*Store)(nil)
 )
 
-// Open opens the store at location, applying the migrations its schema lacks.
+// Open opens the store at location, applying the migrations its schema lacks unless
+// the location says migrate=false.
 func Open(ctx context.Context, location string) (*Store, error) {
-	return OpenWith(ctx, location, Options{})
-}
-
-// OpenWith opens the store at location with opts.
-func OpenWith(ctx context.Context, location string, opts Options) (*Store, error) {
-	opts.setDefaults()
 	loc, err := ParseLocation(location)
 	if err != nil {
 		return nil, err
@@ -167,7 +166,7 @@ func OpenWith(ctx context.Context, location string, opts Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	if opts.NoMigrate {
+	if loc.NoMigrate {
 		if err := checkVersion(ctx, cfg.ConnConfig, loc.Schema); err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
@@ -178,11 +177,12 @@ func OpenWith(ctx context.Context, location string, opts Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
+	token := make([]byte, 8)
+	_, _ = rand.Read(token)
 	s := &Store{
 		pool:    pool,
-		schema:  loc.Schema,
 		channel: channelName(loc.Schema),
-		opts:    opts,
+		token:   hex.EncodeToString(token),
 		notify:  make(chan struct{}, 1),
 		sendReq: make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -214,9 +214,6 @@ func poolConfig(loc Location) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
-// Schema returns the schema that holds the store's tables.
-func (s *Store) Schema() string { return s.schema }
-
 // Pool returns the store's connection pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
@@ -236,9 +233,6 @@ func (s *Store) Close() error {
 // maxTries bounds how often a call that lost a race against another instance (a
 // deadlock, a serialization failure, a unique key taken meanwhile) runs again.
 const maxTries = 20
-
-// retries counts the calls run again, for the tests.
-var retries atomic.Int64
 
 // errRetry makes a transaction run again: it raced another instance and lost.
 var errRetry = errors.New("postgres: raced another instance")
@@ -266,7 +260,6 @@ func retry(ctx context.Context, fn func() error) error {
 		if err = fn(); err == nil || !retryable(err) {
 			return err
 		}
-		retries.Add(1)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -105,10 +105,14 @@ func TestParseLocation(t *testing.T) {
 		t.Fatalf("ParseLocation: %+v", loc)
 	}
 	loc, err = postgres.ParseLocation("postgresql://db/app")
-	if err != nil || loc.Schema != postgres.DefaultSchema || loc.MaxConnsSet {
+	if err != nil || loc.Schema != postgres.DefaultSchema || loc.MaxConnsSet || loc.NoMigrate {
 		t.Fatalf("ParseLocation without parameters: %+v, %v", loc, err)
 	}
-	for _, bad := range []string{"sqlite:/x.db", "postgres://db/app?schema=", "postgres://u:secret@db:bad/app"} {
+	loc, err = postgres.ParseLocation("postgres://db/app?migrate=false")
+	if err != nil || !loc.NoMigrate || strings.Contains(loc.ConnString, "migrate") {
+		t.Fatalf("ParseLocation with migrate=false: %+v, %v", loc, err)
+	}
+	for _, bad := range []string{"sqlite:/x.db", "postgres://db/app?schema=", "postgres://u:secret@db:bad/app", "postgres://u:secret@db/app?migrate=maybe"} {
 		_, err := postgres.ParseLocation(bad)
 		if err == nil {
 			t.Fatalf("ParseLocation(%q): no error", bad)
@@ -153,9 +157,9 @@ func TestMigrateOnceUnderConcurrency(t *testing.T) {
 	if got, err := postgres.Migrate(ctx, loc); err != nil || got != 0 {
 		t.Fatalf("Migrate again: %d, %v; want 0", got, err)
 	}
-	s, err := postgres.OpenWith(ctx, loc, postgres.Options{NoMigrate: true})
+	s, err := postgres.Open(ctx, loc+"&migrate=false")
 	if err != nil {
-		t.Fatalf("OpenWith NoMigrate on a migrated schema: %v", err)
+		t.Fatalf("Open with migrate=false on a migrated schema: %v", err)
 	}
 	s.Close()
 	if rows := queryInt(t, loc, `SELECT count(*) FROM schema_migrations`); rows != postgres.SchemaVersion() {
@@ -217,8 +221,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if _, err := postgres.Migrate(ctx, loc); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Migrate of a newer schema: %v; want an error saying it %s", err, want)
 	}
-	if _, err := postgres.OpenWith(ctx, loc, postgres.Options{NoMigrate: true}); err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("OpenWith NoMigrate of a newer schema: %v", err)
+	if _, err := postgres.Open(ctx, loc+"&migrate=false"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open with migrate=false of a newer schema: %v", err)
 	}
 }
 
@@ -226,16 +230,16 @@ func TestNoMigrateNeedsMigrate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	loc := location(t)
-	_, err := postgres.OpenWith(ctx, loc, postgres.Options{NoMigrate: true})
+	_, err := postgres.Open(ctx, loc+"&migrate=false")
 	if err == nil || !strings.Contains(err.Error(), "fnhost migrate") {
-		t.Fatalf("OpenWith NoMigrate of an empty schema: %v; want an error saying to run fnhost migrate", err)
+		t.Fatalf("Open with migrate=false of an empty schema: %v; want an error saying to run fnhost migrate", err)
 	}
 	if n, err := postgres.Migrate(ctx, loc); err != nil || n != postgres.SchemaVersion() {
 		t.Fatalf("Migrate: %d, %v", n, err)
 	}
-	s, err := postgres.OpenWith(ctx, loc, postgres.Options{NoMigrate: true})
+	s, err := postgres.Open(ctx, loc+"&migrate=false")
 	if err != nil {
-		t.Fatalf("OpenWith NoMigrate after Migrate: %v", err)
+		t.Fatalf("Open with migrate=false after Migrate: %v", err)
 	}
 	s.Close()
 }
@@ -545,25 +549,36 @@ func TestNotifyAcrossInstances(t *testing.T) {
 	waitNotify(t, ch, "of an enqueue on another instance", enqueue)
 
 	// Kill the listening connection: it comes back, and hears again.
-	killed := 0
 	admin := conn(t, database(t))
-	deadline := time.Now().Add(time.Minute)
-	for killed == 0 && time.Now().Before(deadline) {
-		err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity
-			WHERE datname = current_database() AND query = $1`, "LISTEN "+pgx.Identifier{b.Channel()}.Sanitize()).Scan(&killed)
-		if err != nil {
-			t.Fatalf("terminate the listener: %v", err)
+	listening := func(kill bool) int {
+		n := 0
+		q := `SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND query = $1`
+		if kill {
+			q = `SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity
+				WHERE datname = current_database() AND query = $1`
 		}
-		if killed == 0 {
-			time.Sleep(20 * time.Millisecond)
+		if err := admin.QueryRow(ctx, q, "LISTEN "+pgx.Identifier{b.Channel()}.Sanitize()).Scan(&n); err != nil {
+			t.Fatalf("find the listener: %v", err)
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after a minute", what)
+			}
 		}
 	}
-	if killed != 1 {
+	waitFor("the listener to listen", func() bool { return listening(false) == 1 })
+	drain(ch)
+	if killed := listening(true); killed != 1 {
 		t.Fatalf("terminated %d listening connections, want 1", killed)
 	}
 	// The listener wakes once it is back (it may have missed notifications), then
 	// hears the enqueues again.
 	waitNotify(t, ch, "after the listener's connection was killed", func() {})
+	waitFor("the listener to listen again", func() bool { return listening(false) == 1 })
 	drain(ch)
 	waitNotify(t, ch, "of an enqueue after the listener came back", enqueue)
 

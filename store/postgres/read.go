@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,80 +55,23 @@ func (s *Store) Get(ctx context.Context, id string) (*fnhost.Invocation, error) 
 	return inv, nil
 }
 
-// DefaultListLimit is the page size of a List whose filter sets no limit.
-const DefaultListLimit = 100
-
-// MaxListLimit caps the page size of a List.
-const MaxListLimit = 1000
-
 // List returns invocations matching f, newest (largest id) first, without event and
 // attempts. Since is inclusive and Until exclusive. The cursor is the id of the last
 // item of the previous page; NextCursor is empty on the last page.
 //
-// The conditions an index answers (the parent, a state with an index of its own, with
-// the function, running, the function, the id bounds of the cursor and of Since and
-// Until, which bound the ULIDs of the creation time) are told apart from those checked
-// row by row; with MaxScan, a first query finds the id where MaxScan rows of the former
-// end, and the page stops there. States are written into the statement as literals
-// (they are checked against the known states), so that the planner can match them to
-// the partial indexes whatever plan it caches.
+// It tells the conditions an index answers from those checked row by row as
+// store.PlanList does (the planner picks the index); with MaxScan, a first query finds
+// the id where MaxScan rows of the former end, and the page stops there.
 func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	limit = min(limit, MaxListLimit)
-	if f.State != "" && !slices.Contains(fnhost.States, f.State) {
-		return store.Page{}, fmt.Errorf("list: unknown state %q", f.State)
-	}
-	// idx holds the conditions an index answers, rest those checked row by row; each
-	// is SQL with ? for its one argument, or none.
-	var idx, rest conds
-	stateLit := "'" + string(f.State) + "'"
-	function, state := f.Function != "", f.State != ""
-	switch {
-	case f.ParentID != "":
-		idx.add("parent_id = ?", f.ParentID)
-	case indexedState(f.State):
-		idx.add("state = " + stateLit)
-		idx.add(`state NOT IN ('pending', 'running', 'succeeded')`)
-		if function {
-			idx.add("function = ?", f.Function)
-			function = false
-		}
-		state = false
-	case f.State == fnhost.StateRunning:
-		idx.add("state = 'running'")
-		state = false
-	case function:
-		idx.add("function = ?", f.Function)
-		function = false
-	}
-	if function {
-		rest.add("function = ?", f.Function)
-	}
-	if state {
-		rest.add("state = " + stateLit)
-	}
-	if f.Trigger != "" {
-		rest.add("trigger = ?", f.Trigger)
-	}
-	if !f.Since.IsZero() {
-		idx.add("id >= ?", fnhost.MinIDAt(f.Since))
-		rest.add("created_at >= ?", f.Since)
-	}
-	if !f.Until.IsZero() {
-		idx.add("id < ?", fnhost.MinIDAt(f.Until.Add(time.Millisecond)))
-		rest.add("created_at < ?", f.Until)
-	}
-	if f.Cursor != "" {
-		idx.add("id < ?", f.Cursor)
+	plan, err := store.PlanList(f)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
 	floor := ""
-	if f.MaxScan > 0 && len(rest.sql) > 0 {
+	if f.MaxScan > 0 && len(plan.Checked) > 0 {
 		var last *string
 		var n int
-		where, args := idx.where()
+		where, args := whereSQL(plan.OnIndex)
 		q := `SELECT min(id), count(*) FROM (SELECT id FROM invocations` + where + ` ORDER BY id DESC LIMIT ` +
 			strconv.Itoa(f.MaxScan) + `) w`
 		if err := s.pool.QueryRow(ctx, q, args...).Scan(&last, &n); err != nil {
@@ -138,85 +79,39 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 		}
 		if n >= f.MaxScan && last != nil {
 			floor = *last
-			rest.add("id >= ?", floor)
+			plan.Checked = append(plan.Checked, store.Cond{SQL: "id >= ?", Arg: floor})
 		}
 	}
-	all := conds{sql: append(idx.sql, rest.sql...), args: append(idx.args, rest.args...)}
-	where, args := all.where()
+	where, args := whereSQL(append(plan.OnIndex, plan.Checked...))
 	// The ids first, then their rows: the ids alone come from the index in its order
 	// (an index-only scan that stops after the page), which the planner does not always
 	// choose for whole rows when it misjudges how many match (a function whose
 	// invocations mostly failed, say): it would fetch every match and sort them.
 	q := `SELECT ` + invColumns + ` FROM invocations WHERE id IN (SELECT id FROM invocations` + where +
-		` ORDER BY id DESC LIMIT ` + strconv.Itoa(limit+1) + `) ORDER BY id DESC`
+		` ORDER BY id DESC LIMIT ` + strconv.Itoa(plan.Limit+1) + `) ORDER BY id DESC`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
 	defer rows.Close()
-	page := store.Page{Items: make([]*fnhost.Invocation, 0, min(limit, 64))}
+	items := make([]*fnhost.Invocation, 0, min(plan.Limit, 64))
 	for rows.Next() {
 		inv, err := scanInvocation(rows, false)
 		if err != nil {
 			return store.Page{}, fmt.Errorf("list: %w", err)
 		}
-		page.Items = append(page.Items, inv)
+		items = append(items, inv)
 	}
 	if err := rows.Err(); err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
-	switch {
-	case len(page.Items) > limit:
-		page.Items = page.Items[:limit]
-		page.NextCursor = page.Items[limit-1].ID
-	case floor != "":
-		page.NextCursor = floor
-	}
-	return page, nil
+	return plan.Page(items, floor), nil
 }
 
-// conds are the conditions of a WHERE clause, each with ? for its argument or with
-// none.
-type conds struct {
-	sql  []string
-	args [][]any
-}
-
-func (c *conds) add(sql string, args ...any) {
-	c.sql = append(c.sql, sql)
-	c.args = append(c.args, args)
-}
-
-// where renders the conditions as a WHERE clause (empty without conditions) with
+// whereSQL renders conditions as a WHERE clause (empty without conditions) with
 // numbered parameters, and returns it with their arguments.
-func (c *conds) where() (string, []any) {
-	if len(c.sql) == 0 {
-		return "", nil
-	}
-	var b strings.Builder
-	var args []any
-	b.WriteString(" WHERE ")
-	for i, cond := range c.sql {
-		if i > 0 {
-			b.WriteString(" AND ")
-		}
-		for _, arg := range c.args[i] {
-			args = append(args, arg)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		b.WriteString(cond)
-	}
-	return b.String(), args
-}
-
-// indexedState reports whether state has the indexes invocations_state and
-// invocations_function_state of its own.
-func indexedState(state fnhost.State) bool {
-	switch state {
-	case fnhost.StateScheduled, fnhost.StateAwaiting, fnhost.StateFailed, fnhost.StateCancelled:
-		return true
-	}
-	return false
+func whereSQL(conds []store.Cond) (string, []any) {
+	return store.Where(conds, func(n int) string { return "$" + strconv.Itoa(n) }, func(a any) any { return a })
 }
 
 // Counts returns the invocations of each function in every state but succeeded, from
@@ -255,16 +150,7 @@ func (s *Store) Counts(ctx context.Context, now time.Time) (map[string]store.Fun
 				return err
 			}
 			c := out[fn]
-			switch fnhost.State(state) {
-			case fnhost.StateRunning:
-				c.Running = n
-			case fnhost.StateAwaiting:
-				c.Awaiting = n
-			case fnhost.StateFailed:
-				c.Failed = n
-			case fnhost.StateCancelled:
-				c.Cancelled = n
-			}
+			c.Set(fnhost.State(state), n)
 			out[fn] = c
 		}
 		return rs.Err()
@@ -376,10 +262,7 @@ func (s *Store) Cancel(ctx context.Context, id string, now time.Time) (*fnhost.I
 			b.Queue(`INSERT INTO attempts (invocation_id, number, started_at, finished_at, duration_ms, outcome,
 					error, log, log_truncated, owner)
 				VALUES ($1, $2, $3, $4, $5, 'cancelled', 'cancelled', '', false, $6)
-				ON CONFLICT (invocation_id, number) DO UPDATE SET started_at = EXCLUDED.started_at,
-					finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
-					outcome = EXCLUDED.outcome, error = EXCLUDED.error, log = EXCLUDED.log,
-					log_truncated = EXCLUDED.log_truncated, owner = EXCLUDED.owner`,
+				`+upsertAttempt,
 				id, inv.Attempt, started, now, float64(now.Sub(started).Microseconds())/1000, inv.LeaseOwner)
 		}
 		b.Queue(cancelTreeSQL, id, now)
@@ -450,13 +333,13 @@ const pruneSQL = `WITH d AS (
 	DELETE FROM invocations WHERE id = ANY(ARRAY(SELECT id FROM d))`
 
 // Prune deletes finished invocations (succeeded, failed, cancelled) whose finished_at is
-// before the given time, with their attempts, Options.PruneChunk per transaction.
+// before the given time, with their attempts, pruneChunk per transaction.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	total := 0
 	for {
 		var n int64
 		err := retry(ctx, func() error {
-			tag, err := s.pool.Exec(ctx, pruneSQL, before, s.opts.PruneChunk)
+			tag, err := s.pool.Exec(ctx, pruneSQL, before, pruneChunk)
 			n = tag.RowsAffected()
 			return err
 		})
@@ -464,7 +347,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 			return total, fmt.Errorf("prune: %w", err)
 		}
 		total += int(n)
-		if n < int64(s.opts.PruneChunk) {
+		if n < pruneChunk {
 			break
 		}
 	}

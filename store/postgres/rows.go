@@ -19,14 +19,6 @@ const invColumns = `id, function, state, attempt, max_attempts, trigger, dedup_k
 	run_at, created_at, started_at, finished_at, output, error, parent_id, continuation,
 	lease_owner, lease_until`
 
-// invColumnsOf is invColumns of the table alias a.
-func invColumnsOf(a string) string {
-	return a + `.id, ` + a + `.function, ` + a + `.state, ` + a + `.attempt, ` + a + `.max_attempts, ` +
-		a + `.trigger, ` + a + `.dedup_key, ` + a + `.priority, ` + a + `.run_at, ` + a + `.created_at, ` +
-		a + `.started_at, ` + a + `.finished_at, ` + a + `.output, ` + a + `.error, ` + a + `.parent_id, ` +
-		a + `.continuation, ` + a + `.lease_owner, ` + a + `.lease_until`
-}
-
 const attemptColumns = `number, started_at, finished_at, duration_ms, outcome, error, log, log_truncated, owner`
 
 // utc is t in UTC: pgx returns times in the local zone.
@@ -168,11 +160,11 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 				comp.aStarted = created
 			}
 			row.done = &comp
-			row.state, row.attempt, row.startedAt = string(comp.state), 1, ts(created)
-			if comp.runAt.Valid {
-				row.runAt = comp.runAt.Time // a retry's run_at, as Complete sets it
+			row.state, row.attempt, row.startedAt = string(comp.State), 1, ts(created)
+			if !comp.RunAt.IsZero() {
+				row.runAt = comp.RunAt // a retry's run_at, as Complete sets it
 			}
-			row.finishedAt, row.output, row.errStr = comp.finishedAt, comp.output, comp.errStr
+			row.finishedAt, row.output, row.errStr = comp.finishedAt(), nullBytes(n.Completion.Output), comp.Error
 		case n.Owner != "":
 			// Inserted already claimed: the caller runs it at once.
 			row.attempt, row.owner = 1, n.Owner

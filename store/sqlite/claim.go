@@ -93,21 +93,6 @@ func claimArms(k int) int {
 	return min(1<<bits.Len(uint(k-1)), maxClaimArms)
 }
 
-// claimFunctions is the functions req asks for less those it excludes, without
-// repeats; nil when req asks for every function.
-func claimFunctions(req *store.ClaimRequest) []string {
-	if len(req.Functions) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(req.Functions))
-	for _, f := range req.Functions {
-		if !slices.Contains(req.Exclude, f) && !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // Claim moves up to req.Limit ready invocations to running under req.Owner. Ready means
 // pending, or scheduled with run_at <= req.Now. The result is in claim order: priority
 // (highest first), then run_at, then id; it carries the events but not the attempts.
@@ -115,26 +100,16 @@ func claimFunctions(req *store.ClaimRequest) []string {
 // The writer only flips the rows and returns their ids and attempt numbers; the rest
 // of each invocation is read after the commit from a read connection, off the writer.
 func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]*fnhost.Invocation, error) {
-	if req.Limit <= 0 {
+	fns, now, none, err := req.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if none {
 		return nil, nil
-	}
-	if req.Owner == "" {
-		return nil, fmt.Errorf("claim: owner is required")
-	}
-	if req.LeaseUntil.IsZero() {
-		return nil, fmt.Errorf("claim: lease_until is required")
-	}
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	fns := claimFunctions(&req)
-	if fns != nil && len(fns) == 0 {
-		return nil, nil // every function asked for is excluded
 	}
 	attempts := make(map[string]int, req.Limit)
 	var ids []string
-	err := s.do(ctx, req.Limit, func(w *writer) error {
+	err = s.do(ctx, req.Limit, func(w *writer) error {
 		clear(attempts)
 		ids = ids[:0]
 		list := fns
@@ -170,15 +145,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]*fnhost.In
 		inv.StartedAt = &started
 		inv.FinishedAt = nil
 	}
-	slices.SortFunc(out, func(a, b *fnhost.Invocation) int {
-		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
-			return c
-		}
-		if c := a.RunAt.Compare(b.RunAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
+	store.SortClaimed(out)
 	return out, nil
 }
 

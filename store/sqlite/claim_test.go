@@ -179,7 +179,7 @@ func TestMigrateToClaimIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := migrations()
+	ms, err := embedded()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestMigrateToClaimIndex(t *testing.T) {
 	}
 	for _, m := range ms[:2] {
 		if err := apply(ctx, conn, m); err != nil {
-			t.Fatalf("apply %s: %v", m.name, err)
+			t.Fatalf("apply %s: %v", m.Name, err)
 		}
 	}
 	for i, fn := range []string{"a", "b", "a", "c"} {

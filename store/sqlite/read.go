@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/fnhost/fnhost"
@@ -99,87 +97,22 @@ func (s *Store) Get(ctx context.Context, id string) (*fnhost.Invocation, error) 
 	return inv, nil
 }
 
-// DefaultListLimit is the page size of a List whose filter sets no limit.
-const DefaultListLimit = 100
-
-// MaxListLimit caps the page size of a List.
-const MaxListLimit = 1000
-
 // List returns invocations matching f, newest (largest id) first, without event and
 // attempts. Since is inclusive and Until exclusive. The cursor is the id of the last
 // item of the previous page; NextCursor is empty on the last page.
 //
-// Each filter picks the index that answers the most of it: the parent, a state that has
-// an index (with the function, when given), running, the function, or else the ids.
-// Since and Until bound the ids (ULIDs of the creation time) and are checked exactly on
-// created_at. With MaxScan, the filters that index leaves are checked on at most MaxScan
-// rows of it: a first query finds the id where those rows end, and the page stops there.
+// It reads the index store.PlanList picks for f. With MaxScan, the conditions that index
+// leaves are checked on at most MaxScan rows of it: a first query finds the id where
+// those rows end, and the page stops there.
 func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
+	plan, err := store.PlanList(f)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
-	limit = min(limit, MaxListLimit)
-	var (
-		from      = `invocations`
-		idx, rest []string
-		idxArgs   []any
-		restArgs  []any
-	)
-	onIndex := func(cond string, args ...any) { idx, idxArgs = append(idx, cond), append(idxArgs, args...) }
-	checked := func(cond string, args ...any) { rest, restArgs = append(rest, cond), append(restArgs, args...) }
-	function, state := f.Function != "", f.State != ""
-	switch {
-	case f.ParentID != "":
-		from = `invocations INDEXED BY invocations_parent`
-		onIndex("parent_id = ?", f.ParentID)
-	case indexedState(f.State) && function:
-		from = `invocations INDEXED BY invocations_function_state`
-		onIndex("function = ?", f.Function)
-		onIndex("state = ?", string(f.State))
-		onIndex(`state NOT IN ('pending', 'running', 'succeeded')`)
-		function, state = false, false
-	case indexedState(f.State):
-		from = `invocations INDEXED BY invocations_state`
-		onIndex("state = ?", string(f.State))
-		onIndex(`state NOT IN ('pending', 'running', 'succeeded')`)
-		state = false
-	case f.State == fnhost.StateRunning:
-		from = `invocations INDEXED BY invocations_running`
-		onIndex(`state = 'running'`)
-		state = false
-	case function:
-		from = `invocations INDEXED BY invocations_function`
-		onIndex("function = ?", f.Function)
-		function = false
+	from := `invocations`
+	if plan.Index != "" {
+		from += ` INDEXED BY invocations_` + plan.Index
 	}
-	if function {
-		checked("function = ?", f.Function)
-	}
-	if state {
-		checked("state = ?", string(f.State))
-	}
-	if f.Trigger != "" {
-		checked("trigger = ?", f.Trigger)
-	}
-	if !f.Since.IsZero() {
-		onIndex("id >= ?", fnhost.MinIDAt(f.Since))
-		checked("created_at >= ?", micros(f.Since))
-	}
-	if !f.Until.IsZero() {
-		onIndex("id < ?", fnhost.MinIDAt(f.Until.Add(time.Millisecond)))
-		checked("created_at < ?", micros(f.Until))
-	}
-	if f.Cursor != "" {
-		onIndex("id < ?", f.Cursor)
-	}
-	where := func(conds []string) string {
-		if len(conds) == 0 {
-			return ""
-		}
-		return ` WHERE ` + strings.Join(conds, " AND ")
-	}
-
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
@@ -187,54 +120,49 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	defer func() { _ = tx.Rollback() }()
 	// floor is the id the scan window ends at, when MaxScan cuts it short.
 	floor := ""
-	if f.MaxScan > 0 && len(rest) > 0 {
+	if f.MaxScan > 0 && len(plan.Checked) > 0 {
 		var last sql.NullString
 		var n int
-		q := `SELECT min(id), count(*) FROM (SELECT id FROM ` + from + where(idx) + ` ORDER BY id DESC LIMIT ?)`
-		if err := s.txQueryRow(ctx, tx, q, append(slices.Clone(idxArgs), f.MaxScan)...).Scan(&last, &n); err != nil {
+		where, args := whereSQL(plan.OnIndex)
+		q := `SELECT min(id), count(*) FROM (SELECT id FROM ` + from + where + ` ORDER BY id DESC LIMIT ?)`
+		if err := s.txQueryRow(ctx, tx, q, append(args, f.MaxScan)...).Scan(&last, &n); err != nil {
 			return store.Page{}, fmt.Errorf("list: %w", err)
 		}
 		if n >= f.MaxScan && last.Valid {
 			floor = last.String
-			checked("id >= ?", floor)
+			plan.Checked = append(plan.Checked, store.Cond{SQL: "id >= ?", Arg: floor})
 		}
 	}
-	q := `SELECT ` + invColumns + ` FROM ` + from + where(append(slices.Clone(idx), rest...)) + ` ORDER BY id DESC LIMIT ?`
-	args := append(append(slices.Clone(idxArgs), restArgs...), limit+1)
-	rs, err := s.txQuery(ctx, tx, q, args...)
+	where, args := whereSQL(append(plan.OnIndex, plan.Checked...))
+	q := `SELECT ` + invColumns + ` FROM ` + from + where + ` ORDER BY id DESC LIMIT ?`
+	rs, err := s.txQuery(ctx, tx, q, append(args, plan.Limit+1)...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
 	defer rs.Close()
-	page := store.Page{Items: make([]*fnhost.Invocation, 0, min(limit, 64))}
+	items := make([]*fnhost.Invocation, 0, min(plan.Limit, 64))
 	for rs.Next() {
 		inv, err := scanInvocation(rs, false)
 		if err != nil {
 			return store.Page{}, fmt.Errorf("list: %w", err)
 		}
-		page.Items = append(page.Items, inv)
+		items = append(items, inv)
 	}
 	if err := rs.Err(); err != nil {
 		return store.Page{}, fmt.Errorf("list: %w", err)
 	}
-	switch {
-	case len(page.Items) > limit:
-		page.Items = page.Items[:limit]
-		page.NextCursor = page.Items[limit-1].ID
-	case floor != "":
-		page.NextCursor = floor
-	}
-	return page, nil
+	return plan.Page(items, floor), nil
 }
 
-// indexedState reports whether state has the index invocations_state (and
-// invocations_function_state) of its own.
-func indexedState(state fnhost.State) bool {
-	switch state {
-	case fnhost.StateScheduled, fnhost.StateAwaiting, fnhost.StateFailed, fnhost.StateCancelled:
-		return true
-	}
-	return false
+// whereSQL renders conditions as a WHERE clause (empty without conditions) and returns
+// it with their arguments, a created_at time as Unix microseconds.
+func whereSQL(conds []store.Cond) (string, []any) {
+	return store.Where(conds, func(int) string { return "?" }, func(a any) any {
+		if t, ok := a.(time.Time); ok {
+			return micros(t)
+		}
+		return a
+	})
 }
 
 // Counts returns the invocations of each function in every state but succeeded, from
@@ -287,16 +215,7 @@ func (s *Store) Counts(ctx context.Context, now time.Time) (map[string]store.Fun
 			return nil, fmt.Errorf("counts: %w", err)
 		}
 		c := out[fn]
-		switch fnhost.State(state) {
-		case fnhost.StateRunning:
-			c.Running = n
-		case fnhost.StateAwaiting:
-			c.Awaiting = n
-		case fnhost.StateFailed:
-			c.Failed = n
-		case fnhost.StateCancelled:
-			c.Cancelled = n
-		}
+		c.Set(fnhost.State(state), n)
 		out[fn] = c
 	}
 	if err := closeRows(rs); err != nil {

@@ -171,7 +171,7 @@ func prepareNew(invs []store.NewInvocation) ([]newRow, error) {
 				return nil, fmt.Errorf("invocation %d (%s): %w", i, n.Function, err)
 			}
 			done = &comp
-			state, attempt, startedAt = comp.state, 1, micros(created)
+			state, attempt, startedAt = comp.State, 1, micros(created)
 			if comp.args[2] != nil {
 				runAt = comp.args[2] // a retry's run_at, as Complete sets it
 			}

@@ -39,7 +39,25 @@ func init() {
 			return nil, err
 		}
 		return Open(ctx, path, Options{})
+	}, func(ctx context.Context, location string) (int, int, error) {
+		path, err := ParseLocation(location)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err := Migrate(ctx, path)
+		return n, SchemaVersion(), err
 	})
+}
+
+// Migrate brings the database at path to the schema this fnhost knows and returns how
+// many migrations it applied. Like Open, it needs the database to itself: a host
+// running on it keeps it locked.
+func Migrate(ctx context.Context, path string) (int, error) {
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		return 0, err
+	}
+	return s.migrated, s.Close()
 }
 
 // ErrClosed is returned by the methods of a Store that has been closed.
@@ -135,6 +153,8 @@ type Store struct {
 	path string
 	opts Options
 	lock *os.File
+	// migrated is how many migrations Open applied.
+	migrated int
 
 	wdb *sql.DB
 	rdb *sql.DB
@@ -251,7 +271,7 @@ func (s *Store) open(ctx context.Context) error {
 		return err
 	}
 	s.w = newWriter(conn)
-	if err := migrate(ctx, conn); err != nil {
+	if s.migrated, err = migrate(ctx, conn); err != nil {
 		return err
 	}
 	// No other process can hold a lease: whatever is running was left by a process

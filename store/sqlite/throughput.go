@@ -23,13 +23,13 @@ type throughput map[throughputKey]*throughputCounts
 // add counts the attempt that completion c records for function.
 func (t *throughput) add(function string, c *completion) {
 	var d throughputCounts
-	switch c.outcome() {
+	switch c.Outcome {
 	case fnhost.OutcomeSucceeded:
 		d.succeeded = 1
 	case fnhost.OutcomeFailed, fnhost.OutcomeTimeout:
 		d.failed = 1
 	}
-	if c.state == fnhost.StateFailed {
+	if c.State == fnhost.StateFailed {
 		d.dead = 1
 	}
 	if d == (throughputCounts{}) {
@@ -38,7 +38,7 @@ func (t *throughput) add(function string, c *completion) {
 	if *t == nil {
 		*t = make(throughput)
 	}
-	k := throughputKey{micros(c.finished.Truncate(time.Minute)), function}
+	k := throughputKey{micros(c.Finished.Truncate(time.Minute)), function}
 	cur := (*t)[k]
 	if cur == nil {
 		cur = &throughputCounts{}

@@ -331,12 +331,11 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, ids []string, lease
 
 // completion is a store.Completion checked and turned into column values.
 type completion struct {
-	c        *store.Completion
-	args     [completeWidth]any
-	finished time.Time
-	state    fnhost.State
-	spawn    []newRow
-	dup      bool // a second completion of the same id in one call
+	c *store.Completion
+	store.Done
+	args  [completeWidth]any
+	spawn []newRow
+	dup   bool // a second completion of the same id in one call
 }
 
 func prepareCompletions(cs []store.Completion) ([]completion, int, error) {
@@ -346,9 +345,6 @@ func prepareCompletions(cs []store.Completion) ([]completion, int, error) {
 	var now time.Time
 	for i := range cs {
 		c := &cs[i]
-		if c.ID == "" || c.Owner == "" {
-			return nil, 0, fmt.Errorf("completion %d: id and owner are required", i)
-		}
 		comp, err := prepareCompletion(c, &now)
 		if err != nil {
 			return nil, 0, err
@@ -367,57 +363,25 @@ func (c *completion) weight() int { return 2 + len(c.spawn) }
 // prepareCompletion checks one completion and computes its column values. A finish
 // time it lacks is *now, which it sets on first use.
 func prepareCompletion(c *store.Completion, now *time.Time) (completion, error) {
-	state := c.State
-	switch state {
-	case fnhost.StateSucceeded, fnhost.StateFailed, fnhost.StateCancelled, fnhost.StateScheduled, fnhost.StatePending:
-	default:
-		return completion{}, fmt.Errorf("completion %s: cannot complete to state %q", c.ID, state)
-	}
-	if len(c.Output) > 0 && !json.Valid(c.Output) {
-		return completion{}, fmt.Errorf("completion %s: output is not valid JSON", c.ID)
-	}
-	if len(c.ThenEvent) > 0 && !json.Valid(c.ThenEvent) {
-		return completion{}, fmt.Errorf("completion %s: then event is not valid JSON", c.ID)
-	}
-	finished := c.Attempt.FinishedAt
-	if finished.IsZero() {
-		if now.IsZero() {
-			*now = time.Now()
-		}
-		finished = *now
+	d, err := store.NormalizeCompletion(c, now)
+	if err != nil {
+		return completion{}, err
 	}
 	var runAt, finishedAt any
-	if state == fnhost.StateScheduled || state == fnhost.StatePending {
-		at := c.RunAt
-		if at.IsZero() {
-			at = finished
-		}
-		if !at.After(finished) {
-			state = fnhost.StatePending
-		}
-		runAt = micros(at)
+	if d.RunAt.IsZero() {
+		finishedAt = micros(d.Finished)
 	} else {
-		finishedAt = micros(finished)
-	}
-	errStr := c.Error
-	if errStr == "" && state != fnhost.StateSucceeded {
-		errStr = c.Attempt.Error
+		runAt = micros(d.RunAt)
 	}
 	spawn, err := prepareNew(c.Spawn)
 	if err != nil {
 		return completion{}, fmt.Errorf("completion %s: spawn: %w", c.ID, err)
 	}
-	for i := range spawn {
-		if spawn[i].done != nil {
-			return completion{}, fmt.Errorf("completion %s: spawn %d: a spawned invocation cannot carry a completion", c.ID, i)
-		}
-	}
 	return completion{
-		c:        c,
-		args:     [completeWidth]any{c.ID, string(state), runAt, finishedAt, nullBytes(c.Output), nullString(errStr), c.Owner},
-		finished: finished,
-		state:    state,
-		spawn:    spawn,
+		c:     c,
+		Done:  d,
+		args:  [completeWidth]any{c.ID, string(d.State), runAt, finishedAt, nullBytes(c.Output), nullString(d.Error), c.Owner},
+		spawn: spawn,
 	}, nil
 }
 
@@ -522,7 +486,7 @@ func (w *writer) finish(comps []completion, applied map[string]claimed) ([]strin
 			}
 			args, n = args[:0], 0
 		}
-		if c.state.Terminal() {
+		if c.State.Terminal() {
 			parents = append(parents, c.c.ID)
 		}
 	}
@@ -545,14 +509,14 @@ func (w *writer) finish(comps []completion, applied map[string]claimed) ([]strin
 			if !waiting[c.c.ID] || c.dup {
 				continue
 			}
-			if c.state == fnhost.StateSucceeded {
+			if c.State == fnhost.StateSucceeded {
 				if _, err := w.exec(`UPDATE invocations SET state = 'pending', run_at = ?1, event = COALESCE(?2, event)
 					WHERE parent_id = ?3 AND state = 'awaiting' AND continuation = 'then'`,
-					micros(c.finished), nullBytes(c.c.ThenEvent), c.c.ID); err != nil {
+					micros(c.Finished), nullBytes(c.c.ThenEvent), c.c.ID); err != nil {
 					return nil, fmt.Errorf("wake continuations of %s: %w", c.c.ID, err)
 				}
 			}
-			if err := w.cancelAwaiting(c.c.ID, c.finished); err != nil {
+			if err := w.cancelAwaiting(c.c.ID, c.Finished); err != nil {
 				return nil, err
 			}
 		}
@@ -576,37 +540,17 @@ func (c *completion) appendAttempt(args []any, cl claimed) []any {
 	a := c.c.Attempt
 	started := a.StartedAt
 	if started.IsZero() {
-		started = c.finished
+		started = c.Finished
 		if cl.started.Valid {
 			started = fromMicros(cl.started.Int64)
 		}
 	}
-	outcome := c.outcome()
-	owner := a.Owner
-	if owner == "" {
-		owner = c.c.Owner
-	}
 	dur := a.DurationMS
 	if dur == 0 {
-		dur = float64(c.finished.Sub(started).Microseconds()) / 1000
+		dur = float64(c.Finished.Sub(started).Microseconds()) / 1000
 	}
-	return append(args, c.c.ID, cl.attempt, micros(started), micros(c.finished), dur,
-		string(outcome), a.Error, a.Log, a.LogTruncated, owner)
-}
-
-// outcome is the outcome of the attempt c records: its own, or the one its next state
-// implies.
-func (c *completion) outcome() fnhost.Outcome {
-	if o := c.c.Attempt.Outcome; o != "" {
-		return o
-	}
-	switch c.state {
-	case fnhost.StateSucceeded:
-		return fnhost.OutcomeSucceeded
-	case fnhost.StateCancelled:
-		return fnhost.OutcomeCancelled
-	}
-	return fnhost.OutcomeFailed
+	return append(args, c.c.ID, cl.attempt, micros(started), micros(c.Finished), dur,
+		string(c.Outcome), a.Error, a.Log, a.LogTruncated, c.AttemptOwner)
 }
 
 // awaitingParents returns which of ids have children in state awaiting.

@@ -358,7 +358,7 @@ func (w *writer) finishPlain(reqs []*request) bool {
 				}
 				args, n = args[:0], 0
 			}
-			if c.state.Terminal() {
+			if c.State.Terminal() {
 				ended = append(ended, row.id)
 			}
 		}

@@ -81,6 +81,7 @@ func testClaimOrderAcrossFunctions(t *testing.T, b *bundle) {
 	a2 := mk("a", 2, time.Second)
 	b1x := mk("b", 1, time.Second)
 	a1y := mk("a", 1, time.Second)
+	larger(&b1x, &a1y)
 	a1 := mk("a", 1, 3*time.Second)
 	b0 := mk("b", 0, 0)
 	b0late := mk("b", 0, 5*time.Second)
@@ -104,8 +105,18 @@ func testClaimOrderAcrossFunctions(t *testing.T, b *bundle) {
 	d1 := mk("d", 1, 0)
 	e1 := mk("e", 1, 0)
 	d0 := mk("d", 0, 0)
+	larger(&d1, &e1)
 	b.enqueue(d0, e1, d1)
 	all := store.ClaimRequest{Owner: "w", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 3}
 	wantIDs(t, "claim of every function", ids(b.claimReq(all)), []string{c.ID, d1.ID, e1.ID})
 	wantIDs(t, "claim of every function, the rest", ids(b.claimReq(all)), []string{d0.ID})
+}
+
+// larger gives y the larger id of x and y. Ids made in one millisecond grow in the
+// order they are made only while no other test makes one for another time meanwhile
+// (the suite runs in parallel), so a test that needs an order of ids sets it.
+func larger(x, y *store.NewInvocation) {
+	if y.ID < x.ID {
+		x.ID, y.ID = y.ID, x.ID
+	}
 }

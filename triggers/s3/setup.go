@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/notification"
@@ -136,18 +135,7 @@ func ApplyNotification(ctx context.Context, conn *manifest.S3Trigger, plan Notif
 		cfg.AddFilterSuffix(plan.Suffix)
 	}
 	cur.AddQueue(cfg)
-	err = mc.SetBucketNotification(ctx, plan.Bucket, cur)
-	// A MinIO server that has just started loads its notification targets in the
-	// background: for a few seconds their ARNs do not exist yet.
-	for try := 0; err != nil && strings.Contains(err.Error(), "destination ARN does not exist") && try < 20; try++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-		err = mc.SetBucketNotification(ctx, plan.Bucket, cur)
-	}
-	if err != nil {
+	if err := mc.SetBucketNotification(ctx, plan.Bucket, cur); err != nil {
 		if strings.Contains(err.Error(), "ARN") || strings.Contains(err.Error(), "arn") {
 			return fmt.Errorf("set the notification of bucket %q: %w (does the MinIO server have the webhook target %q? start it with %s)",
 				plan.Bucket, err, plan.Target, strings.Join(ServerSettings(plan.Target, "http://<fnhost>"+WebhookPath, "<token>", "<dir>"), " "))

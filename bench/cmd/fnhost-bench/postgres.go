@@ -75,20 +75,12 @@ func benchPostgres(dir string) {
 		return fmt.Sprintf("postgres: durable no-op invocations/s, %d %s (burn-down of %s, %d workers each, a process each)",
 			k, plural(k, "instance"), thousands(int64(*flagPGN)), *flagWorkers)
 	}
-	srv, err := pgtest.Launch()
-	if errors.Is(err, pgtest.ErrNoBinary) {
-		fmt.Fprintf(os.Stderr, "  %v\n", err)
-		add(row{metric(1), "skipped: no PostgreSQL binaries (apt-get install postgresql, or set FNHOST_PG_BIN)", "", "", ""})
+	srv := pgLaunch(metric(1), "bench")
+	if srv == nil {
 		return
-	}
-	if err != nil {
-		fatal(err)
 	}
 	defer srv.Close()
 	ctx := context.Background()
-	if err := srv.Exec(ctx, "postgres", "CREATE DATABASE bench"); err != nil {
-		fatal(err)
-	}
 
 	root := moduleRoot()
 	fnhostBin := filepath.Join(dir, "fnhost")
@@ -109,6 +101,26 @@ func benchPostgres(dir string) {
 	add(row{fmt.Sprintf("postgres: durable no-op invocations/s, 1 instance, sustained (submitted while running, backlog ≤ %s, %d workers)",
 		thousands(pgSustainBacklog), *flagWorkers),
 		perSec(fn), fmt.Sprintf("%s %s (1 client)", perSec(rv), river), fmt.Sprintf("%.2f", fn/rv), "fnhost ahead " + check(fn > rv)})
+}
+
+// pgLaunch starts a PostgreSQL server for a section, with an empty database db. When
+// PostgreSQL is not installed it adds a row that says the section was skipped (the
+// benchmark is no CI) and returns nil.
+func pgLaunch(metric, db string) *pgtest.Server {
+	srv, err := pgtest.Launch()
+	if errors.Is(err, pgtest.ErrNoBinary) {
+		fmt.Fprintf(os.Stderr, "  %v\n", err)
+		add(row{metric, "skipped: no PostgreSQL binaries (apt-get install postgresql, or set FNHOST_PG_BIN)", "", "", ""})
+		return nil
+	}
+	if err != nil {
+		fatal(err)
+	}
+	if err := srv.Exec(context.Background(), "postgres", "CREATE DATABASE "+db); err != nil {
+		srv.Close()
+		fatal(err)
+	}
+	return srv
 }
 
 func plural(n int, word string) string {
